@@ -1,0 +1,10 @@
+"""Placeholder, replaced below."""
+
+import typer
+
+app = typer.Typer()
+
+
+def main() -> None:
+    """Entry point."""
+    app()

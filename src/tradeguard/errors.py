@@ -1,0 +1,166 @@
+"""The one exception tree of tradeguard.
+
+Every error tradeguard raises on purpose derives from :class:`TradeguardError`::
+
+    TradeguardError
+      ConfigurationError
+      SecretsError
+        SecretNotFound
+        InvalidSecretPath        (also a ValueError)
+        InvalidSecretValue       (also a ValueError)
+        SecretIntegrityError
+        VersionConflict
+        BackendUnavailable
+      AuthError
+        InvalidCredentials, MFARequired, InvalidMFACode, AccountLocked, PermissionDenied
+        TokenError
+          TokenExpired, TokenInvalid, TokenRevoked, TokenReuseDetected
+      ValidationError
+        RequestRejected, RateLimitExceeded, IPBlocked
+      RiskError
+        OrderRejected            (carries the violations)
+
+A message says what failed and what to do about it. It never carries a secret value, a
+password, a token or a URL that may embed credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class TradeguardError(Exception):
+    """Root of every error tradeguard raises on purpose."""
+
+
+class ConfigurationError(TradeguardError):
+    """Settings are missing, malformed or unsafe; the message names the setting to fix."""
+
+
+class SecretsError(TradeguardError):
+    """A secrets operation failed."""
+
+
+class SecretNotFound(SecretsError, KeyError):
+    """No live secret (or no such version) exists at the path."""
+
+    def __init__(self, path: str, version: int | None = None) -> None:
+        self.path = path
+        self.version = version
+        where = path if version is None else f"{path} (version {version})"
+        super().__init__(f"secret not found: {where}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class InvalidSecretPath(SecretsError, ValueError):
+    """A secret path breaks the path rules (segments of [A-Za-z0-9._-], depth <= 16)."""
+
+
+class InvalidSecretValue(SecretsError, ValueError):
+    """Secret data is not a non-empty str -> str mapping within the size limit."""
+
+
+class SecretIntegrityError(SecretsError):
+    """A stored secret failed authentication: tampered, moved, or opened with the wrong key."""
+
+    def __init__(self, path: str, version: int | None, reason: str) -> None:
+        self.path = path
+        self.version = version
+        self.reason = reason
+        where = path if version is None else f"{path} version {version}"
+        super().__init__(f"secret {where} failed its integrity check: {reason}")
+
+
+class VersionConflict(SecretsError):
+    """A check-and-set write found another current version than the one expected."""
+
+    def __init__(self, path: str, expected: int, current: int) -> None:
+        self.path = path
+        self.expected = expected
+        self.current = current
+        super().__init__(
+            f"version conflict on {path}: expected current version {expected}, found {current}"
+        )
+
+
+class BackendUnavailable(SecretsError):
+    """The configured backend (Vault, database) cannot be reached; the cause is chained."""
+
+
+class AuthError(TradeguardError):
+    """Authentication or authorisation failed."""
+
+
+class InvalidCredentials(AuthError):
+    """Username, password or second factor were not accepted (deliberately vague)."""
+
+
+class MFARequired(AuthError):
+    """The account has MFA enabled and no code was given."""
+
+
+class InvalidMFACode(AuthError):
+    """The TOTP or recovery code was wrong or already used."""
+
+
+class AccountLocked(AuthError):
+    """Too many failures: the account is locked for a while."""
+
+
+class PermissionDenied(AuthError):
+    """The caller lacks the permission the action needs."""
+
+
+class TokenError(AuthError):
+    """A token was not accepted."""
+
+
+class TokenExpired(TokenError):
+    """The token's exp is in the past."""
+
+
+class TokenInvalid(TokenError):
+    """The token is malformed, badly signed, or of the wrong type."""
+
+
+class TokenRevoked(TokenError):
+    """The token, its session or its user was revoked."""
+
+
+class TokenReuseDetected(TokenError):
+    """A refresh token was used twice: its whole family is revoked."""
+
+
+class ValidationError(TradeguardError):
+    """A request was refused by the request guard."""
+
+
+class RequestRejected(ValidationError):
+    """The request carried a threat or broke a size limit."""
+
+
+class RateLimitExceeded(ValidationError):
+    """Too many requests; ``retry_after`` says how many seconds to wait."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class IPBlocked(ValidationError):
+    """The client address is banned for repeated violations."""
+
+
+class RiskError(TradeguardError):
+    """A pre-trade risk decision went against the order."""
+
+
+class OrderRejected(RiskError):
+    """An order broke one or more risk limits; ``violations`` lists every one."""
+
+    def __init__(self, message: str, *, violations: Sequence[Any] = ()) -> None:
+        self.violations = tuple(violations)
+        super().__init__(message)

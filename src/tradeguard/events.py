@@ -1,0 +1,118 @@
+"""Security events and the bus that carries them: the only wire from domains to audit/metrics.
+
+Domains publish :class:`SecurityEvent` objects; subscribers (the audit log, metrics, alerts)
+receive them synchronously. A subscriber that raises is logged and skipped: it never breaks
+the publisher or the other subscribers. Values under keys that look like credentials are
+redacted before any subscriber sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from tradeguard.clock import SYSTEM_CLOCK, Clock
+
+Severity = Literal["info", "warning", "critical"]
+Subscriber = Callable[["SecurityEvent"], None]
+
+REDACTED = "[redacted]"
+_SENSITIVE_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api[-_]?key|mfa[-_]?code|authori[sz]ation|"
+    r"private[-_]?key|master[-_]?key|credential",
+    re.IGNORECASE,
+)
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_log = logging.getLogger(__name__)
+
+
+def redact(value: Any) -> Any:
+    """Copy ``value`` with every entry whose key looks sensitive replaced by ``[redacted]``.
+
+    Mappings are walked recursively, as are lists and tuples inside them.
+    """
+    if isinstance(value, Mapping):
+        return {
+            str(k): REDACTED if _SENSITIVE_KEY.search(str(k)) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    """One security decision: what happened, to whom, by whom, and how it ended."""
+
+    type: str
+    actor: str | None = None
+    subject: str | None = None
+    ip: str | None = None
+    outcome: str | None = None
+    severity: Severity = "info"
+    details: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.type or not isinstance(self.type, str):
+            raise ValueError("a SecurityEvent needs a dotted type such as 'secret.read'")
+        if self.severity not in ("info", "warning", "critical"):
+            raise ValueError(f"unknown severity {self.severity!r}")
+
+
+class EventBus:
+    """Synchronous publish/subscribe for :class:`SecurityEvent`.
+
+    Events published without a time get one from the bus's clock. ``has_subscribers`` lets
+    hot paths skip building an event nobody will read.
+    """
+
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._lock = threading.Lock()
+
+    @property
+    def has_subscribers(self) -> bool:
+        """Whether anyone listens."""
+        return bool(self._subscribers)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it again."""
+        with self._lock:
+            self._subscribers = (*self._subscribers, subscriber)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+
+        return unsubscribe
+
+    def publish(self, event: SecurityEvent) -> SecurityEvent:
+        """Stamp, redact and deliver ``event`` to every subscriber; returns what they saw."""
+        subscribers = self._subscribers
+        if not subscribers:
+            return event
+        event = SecurityEvent(
+            event.type,
+            actor=event.actor,
+            subject=event.subject,
+            ip=event.ip,
+            outcome=event.outcome,
+            severity=event.severity,
+            details=MappingProxyType(redact(event.details)) if event.details else _EMPTY,
+            time=event.time or self._clock.now(),
+        )
+        for subscriber in subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                _log.exception("event subscriber %r failed on %s", subscriber, event.type)
+        return event

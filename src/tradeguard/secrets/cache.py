@@ -1,0 +1,82 @@
+"""A bounded (LRU), time-limited cache of decrypted secret values, for one process."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import OrderedDict
+
+from tradeguard.clock import Clock
+
+_Entry = tuple[float, int, dict[str, str]]
+
+
+class SecretCache:
+    """Maps (path, version-or-latest) to (expiry, version, value).
+
+    ``jitter`` spreads expiries by up to that fraction of the TTL (so many processes do not
+    all re-read Vault at once). Values are shared dicts: callers must copy before handing out.
+    """
+
+    def __init__(
+        self, clock: Clock, *, ttl: float = 300.0, max_entries: int = 1024, jitter: float = 0.0
+    ) -> None:
+        if ttl < 0 or max_entries < 0 or not 0 <= jitter < 1:
+            raise ValueError("cache ttl and size must be >= 0, jitter in [0, 1)")
+        self._clock = clock
+        self._ttl = ttl
+        self._max = max_entries
+        self._jitter = jitter
+        self._entries: OrderedDict[tuple[str, int | None], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._random = random.Random()
+
+    @property
+    def enabled(self) -> bool:
+        """False when the TTL or the size is zero."""
+        return self._ttl > 0 and self._max > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"SecretCache(entries={len(self._entries)}, ttl={self._ttl}, max={self._max})"
+
+    def get(self, path: str, version: int | None) -> tuple[int, dict[str, str]] | None:
+        """The cached (version, value), or None when absent or expired."""
+        key = (path, version)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self._clock.monotonic():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[1], entry[2]
+
+    def put(self, path: str, asked: int | None, version: int, value: dict[str, str]) -> None:
+        """Remember a value read as ``asked`` (None: latest) that turned out to be ``version``."""
+        if not self.enabled:
+            return
+        ttl = self._ttl
+        if self._jitter:
+            ttl *= 1 - self._jitter * self._random.random()
+        entry = (self._clock.monotonic() + ttl, version, value)
+        with self._lock:
+            for key in {(path, asked), (path, version)}:
+                self._entries[key] = entry
+                self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, path: str) -> None:
+        """Forget every cached version of ``path``."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == path]:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._entries.clear()
