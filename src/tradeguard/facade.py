@@ -37,10 +37,13 @@ def configure(*, settings: Settings | None = None, clock: Clock | None = None) -
 def reset() -> None:
     """Drop every lazily built default; the next call rebuilds from the environment."""
     with _defaults.lock:
+        secrets = _defaults.secrets
         _defaults.settings = None
         _defaults.clock = SYSTEM_CLOCK
         _defaults.bus = None
         _defaults.secrets = None
+    if secrets is not None:
+        secrets.close()
 
 
 def get_settings() -> Settings:

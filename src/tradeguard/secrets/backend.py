@@ -50,6 +50,10 @@ class SecretsBackend(Protocol):
         """Start a new key version, re-protect stored data under it, return its number."""
         ...
 
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
 
 @runtime_checkable
 class MirrorStore(Protocol):

@@ -16,6 +16,10 @@ class SecretCache:
 
     ``jitter`` spreads expiries by up to that fraction of the TTL (so many processes do not
     all re-read Vault at once). Values are shared dicts: callers must copy before handing out.
+
+    Every invalidation bumps an epoch; a value read from the backend is cached only if no
+    invalidation happened since the read began (``epoch`` taken before it), so a slow reader
+    cannot put back a value that a concurrent write of this process just replaced.
     """
 
     def __init__(
@@ -29,7 +33,8 @@ class SecretCache:
         self._jitter = jitter
         self._entries: OrderedDict[tuple[str, int | None], _Entry] = OrderedDict()
         self._lock = threading.Lock()
-        self._random = random.Random()
+        self._random = random.Random()  # noqa: S311 - jitter, not security
+        self._epoch = 0
 
     @property
     def enabled(self) -> bool:
@@ -55,7 +60,19 @@ class SecretCache:
             self._entries.move_to_end(key)
             return entry[1], entry[2]
 
-    def put(self, path: str, asked: int | None, version: int, value: dict[str, str]) -> None:
+    @property
+    def epoch(self) -> int:
+        """Take this before reading the backend; pass it to :meth:`put`."""
+        return self._epoch
+
+    def put(
+        self,
+        path: str,
+        asked: int | None,
+        version: int,
+        value: dict[str, str],
+        epoch: int | None = None,
+    ) -> None:
         """Remember a value read as ``asked`` (None: latest) that turned out to be ``version``."""
         if not self.enabled:
             return
@@ -64,6 +81,8 @@ class SecretCache:
             ttl *= 1 - self._jitter * self._random.random()
         entry = (self._clock.monotonic() + ttl, version, value)
         with self._lock:
+            if epoch is not None and epoch != self._epoch:
+                return
             for key in {(path, asked), (path, version)}:
                 self._entries[key] = entry
                 self._entries.move_to_end(key)
@@ -73,10 +92,12 @@ class SecretCache:
     def invalidate(self, path: str) -> None:
         """Forget every cached version of ``path``."""
         with self._lock:
+            self._epoch += 1
             for key in [k for k in self._entries if k[0] == path]:
                 del self._entries[key]
 
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
+            self._epoch += 1
             self._entries.clear()

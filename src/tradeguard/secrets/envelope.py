@@ -99,7 +99,11 @@ def rewrap_data_key(
 ) -> bytes:
     """Move a data key from one KEK to another without touching the value's ciphertext."""
     dek = unwrap_data_key(
-        wrapped, kek=old_kek, kek_version=old_version, namespace=namespace, path=path,
+        wrapped,
+        kek=old_kek,
+        kek_version=old_version,
+        namespace=namespace,
+        path=path,
         version=version,
     )
     return _encrypt(new_kek, dek, _aad(_DEK_CONTEXT, namespace, path, version, new_version))
@@ -110,7 +114,11 @@ def open_sealed(
 ) -> bytes:
     """Decrypt one secret version; :class:`OpenFailed` on any mismatch."""
     dek = unwrap_data_key(
-        sealed.wrapped_key, kek=kek, kek_version=sealed.kek_version, namespace=namespace,
-        path=path, version=version,
+        sealed.wrapped_key,
+        kek=kek,
+        kek_version=sealed.kek_version,
+        namespace=namespace,
+        path=path,
+        version=version,
     )
     return _decrypt(AESGCM(dek), sealed.ciphertext, _aad(_VALUE_CONTEXT, namespace, path, version))

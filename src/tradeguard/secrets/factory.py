@@ -89,6 +89,11 @@ def build_secrets_manager(
             "the local store, or use vault+https://HOST:PORT/?mount=MOUNT"
         )
     return SecretsManager(
-        backend, bus=bus, clock=clock, cache_ttl=settings.secrets_cache_ttl,
-        cache_size=settings.secrets_cache_size, cache_jitter=jitter, actor=settings.actor,
+        backend,
+        bus=bus,
+        clock=clock,
+        cache_ttl=settings.secrets_cache_ttl,
+        cache_size=settings.secrets_cache_size,
+        cache_jitter=jitter,
+        actor=settings.actor,
     )

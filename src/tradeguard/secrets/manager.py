@@ -59,21 +59,30 @@ class SecretsManager:
         return self._backend
 
     def _publish(
-        self, kind: str, path: str | None, *, severity: Any = "info",
-        outcome: str = "success", **details: Any,
+        self,
+        kind: str,
+        path: str | None,
+        *,
+        severity: Any = "info",
+        outcome: str = "success",
+        **details: Any,
     ) -> None:
         if not self._bus.has_subscribers:
             return
         if path is not None:
             details["path"] = path
-        self._bus.publish(SecurityEvent(
-            kind, actor=self._actor, subject=path, outcome=outcome, severity=severity,
-            details=details,
-        ))
+        self._bus.publish(
+            SecurityEvent(
+                kind,
+                actor=self._actor,
+                subject=path,
+                outcome=outcome,
+                severity=severity,
+                details=details,
+            )
+        )
 
-    def store_secret(
-        self, path: str, data: Mapping[str, str], *, cas: int | None = None
-    ) -> int:
+    def store_secret(self, path: str, data: Mapping[str, str], *, cas: int | None = None) -> int:
         """Write ``data`` as a new version of ``path`` and return its number.
 
         ``cas=N`` succeeds only if the current version is N (``cas=0``: only if absent);
@@ -99,13 +108,20 @@ class SecretsManager:
             return dict(hit[1])
         validate_path(path)
         _check_version(version)
+        epoch = self._cache.epoch
         try:
             number, data = self._backend.get(path, version)
         except SecretIntegrityError as exc:
-            self._publish("secret.integrity_failure", path, severity="critical", outcome="failure",
-                          version=exc.version, reason=exc.reason)
+            self._publish(
+                "secret.integrity_failure",
+                path,
+                severity="critical",
+                outcome="failure",
+                version=exc.version,
+                reason=exc.reason,
+            )
             raise
-        self._cache.put(path, version, number, data)
+        self._cache.put(path, version, number, data, epoch)
         self._publish("secret.read", path, version=number, cached=False)
         return dict(data)
 
@@ -150,8 +166,13 @@ class SecretsManager:
             done = self._backend.destroy(validate_path(path), chosen)
         finally:
             self._cache.invalidate(path)
-        self._publish("secret.destroyed", path, severity="warning", versions=list(done),
-                      whole_path=chosen is None)
+        self._publish(
+            "secret.destroyed",
+            path,
+            severity="warning",
+            versions=list(done),
+            whole_path=chosen is None,
+        )
 
     def rotate_key(self) -> int:
         """Start a new key-encryption key version and re-wrap every data key under it."""
@@ -161,6 +182,17 @@ class SecretsManager:
             self._cache.clear()
         self._publish("key.rotated", None, key_version=version)
         return version
+
+    def close(self) -> None:
+        """Forget cached values and release the backend's connections."""
+        self._cache.clear()
+        self._backend.close()
+
+    def __enter__(self) -> SecretsManager:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def clear_cache(self) -> None:
         """Forget every cached value."""

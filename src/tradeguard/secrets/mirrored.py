@@ -52,14 +52,16 @@ class MirroredBackend:
             try:
                 number, data = self.mirror.get(path, version)
             except SecretNotFound:
-                raise BackendUnavailable(
-                    f"{outage} and no local copy of {path} exists"
-                ) from outage
-            self._bus.publish(SecurityEvent(
-                "secret.backend_unavailable", subject=path, outcome="served_from_mirror",
-                severity="warning",
-                details={"path": path, "version": number, "backend": self.primary.kind},
-            ))
+                raise BackendUnavailable(f"{outage} and no local copy of {path} exists") from outage
+            self._bus.publish(
+                SecurityEvent(
+                    "secret.backend_unavailable",
+                    subject=path,
+                    outcome="served_from_mirror",
+                    severity="warning",
+                    details={"path": path, "version": number, "backend": self.primary.kind},
+                )
+            )
             return number, data
         except SecretNotFound:
             self.mirror.forget(path, None if version is None else (version,))
@@ -90,6 +92,11 @@ class MirroredBackend:
         done = self.primary.destroy(path, versions)
         self.mirror.forget(path, None if versions is None else done)
         return done
+
+    def close(self) -> None:
+        """Close both stores."""
+        self.primary.close()
+        self.mirror.close()
 
     def rotate_key(self) -> int:
         """Rotate the primary's key, then the mirror's KEK."""

@@ -7,6 +7,10 @@ against a writer that sealed under the old KEK while the rotation ran).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -33,10 +37,11 @@ def rotate_keks(engine: Engine, keks: KeyEncryptionKeys, now: float) -> int:
     for _ in range(_PASSES):
         with engine.connect() as conn:
             pending = [
-                row for row in conn.execute(
-                    select(versions_table.c.namespace, versions_table.c.path,
-                           versions_table.c.version)
-                    .where(versions_table.c.kek_version < new_version)
+                row
+                for row in conn.execute(
+                    select(
+                        versions_table.c.namespace, versions_table.c.path, versions_table.c.version
+                    ).where(versions_table.c.kek_version < new_version)
                 ).all()
                 if (row.namespace, row.path, row.version) not in failed_keys
             ]
@@ -47,8 +52,11 @@ def rotate_keks(engine: Engine, keks: KeyEncryptionKeys, now: float) -> int:
             _rewrap_batch(engine, keks, batch, new_version, new_kek, failures, failed_keys)
 
     with engine.connect() as conn:
-        old_versions = list(conn.execute(
-            select(kek_table.c.version).where(kek_table.c.version < new_version)).scalars())
+        old_versions = list(
+            conn.execute(
+                select(kek_table.c.version).where(kek_table.c.version < new_version)
+            ).scalars()
+        )
     retired = []
     for version in old_versions:
         try:
@@ -61,7 +69,8 @@ def rotate_keks(engine: Engine, keks: KeyEncryptionKeys, now: float) -> int:
     if failures:
         namespace, path, version = failures[0]
         raise SecretIntegrityError(
-            path, version,
+            path,
+            version,
             f"could not be re-wrapped during rotation to key version {new_version} "
             f"({len(failures)} blob(s) failed; namespace {namespace!r}); the rest rotated",
         )
@@ -71,17 +80,22 @@ def rotate_keks(engine: Engine, keks: KeyEncryptionKeys, now: float) -> int:
 def _rewrap_batch(
     engine: Engine,
     keks: KeyEncryptionKeys,
-    batch: list[object],
+    batch: Sequence[Any],
     new_version: int,
-    new_kek: object,
+    new_kek: AESGCM,
     failures: list[tuple[str, str, int]],
     failed_keys: set[tuple[str, str, int]],
 ) -> None:
-    keys = [(r.namespace, r.path, r.version) for r in batch]  # type: ignore[attr-defined]
+    keys = [(r.namespace, r.path, r.version) for r in batch]
     with begin_write(engine) as conn:
         rows = conn.execute(
-            select(versions_table.c.namespace, versions_table.c.path, versions_table.c.version,
-                   versions_table.c.kek_version, versions_table.c.wrapped_key)
+            select(
+                versions_table.c.namespace,
+                versions_table.c.path,
+                versions_table.c.version,
+                versions_table.c.kek_version,
+                versions_table.c.wrapped_key,
+            )
             .where(versions_table.c.kek_version < new_version)
             .where(
                 versions_table.c.path.in_({k[1] for k in keys}),
@@ -96,9 +110,14 @@ def _rewrap_batch(
             try:
                 old = keks.get(row.kek_version, conn)
                 rewrapped = envelope.rewrap_data_key(
-                    row.wrapped_key, old_kek=old, old_version=row.kek_version,
-                    new_kek=new_kek, new_version=new_version,  # type: ignore[arg-type]
-                    namespace=row.namespace, path=row.path, version=row.version,
+                    row.wrapped_key,
+                    old_kek=old,
+                    old_version=row.kek_version,
+                    new_kek=new_kek,
+                    new_version=new_version,
+                    namespace=row.namespace,
+                    path=row.path,
+                    version=row.version,
                 )
             except KekMissing:
                 continue  # a concurrent rotation moved it; the next pass sees it again
@@ -106,14 +125,19 @@ def _rewrap_batch(
                 failures.append((row.namespace, row.path, row.version))
                 failed_keys.add(key)
                 continue
-            updates.append({
-                "b_ns": row.namespace, "b_path": row.path, "b_version": row.version,
-                "b_old": row.kek_version, "wrapped_key": rewrapped, "kek_version": new_version,
-            })
+            updates.append(
+                {
+                    "b_ns": row.namespace,
+                    "b_path": row.path,
+                    "b_version": row.version,
+                    "b_old": row.kek_version,
+                    "wrapped_key": rewrapped,
+                    "kek_version": new_version,
+                }
+            )
         if updates:
             conn.execute(
-                update(versions_table)
-                .where(
+                update(versions_table).where(
                     versions_table.c.namespace == bindparam("b_ns"),
                     versions_table.c.path == bindparam("b_path"),
                     versions_table.c.version == bindparam("b_version"),

@@ -65,7 +65,12 @@ class SqlSecretsBackend:
             self._guard(lambda: schema.create_all(engine, checkfirst=True))
 
     def __repr__(self) -> str:
-        return f"SqlSecretsBackend(dialect={self._engine.dialect.name!r}, namespace={self._namespace!r})"
+        dialect = self._engine.dialect.name
+        return f"SqlSecretsBackend(dialect={dialect!r}, namespace={self._namespace!r})"
+
+    def close(self) -> None:
+        """Close pooled database connections."""
+        self._engine.dispose()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -139,8 +144,11 @@ class SqlSecretsBackend:
             if row is None:
                 conn.execute(
                     insert(secrets_table).values(
-                        namespace=self._namespace, path=path, current_version=1,
-                        created_at=now, updated_at=now,
+                        namespace=self._namespace,
+                        path=path,
+                        current_version=1,
+                        created_at=now,
+                        updated_at=now,
                     )
                 )
             else:
@@ -161,18 +169,34 @@ class SqlSecretsBackend:
         return new_version
 
     def _insert_version(
-        self, conn: Connection, path: str, version: int, plaintext: bytes,
-        kek_version: int, kek: Any, now: float,
+        self,
+        conn: Connection,
+        path: str,
+        version: int,
+        plaintext: bytes,
+        kek_version: int,
+        kek: Any,
+        now: float,
     ) -> None:
         sealed = envelope.seal(
-            plaintext, kek=kek, kek_version=kek_version, namespace=self._namespace,
-            path=path, version=version,
+            plaintext,
+            kek=kek,
+            kek_version=kek_version,
+            namespace=self._namespace,
+            path=path,
+            version=version,
         )
         conn.execute(
             insert(versions_table).values(
-                namespace=self._namespace, path=path, version=version, created_at=now,
-                deleted_at=None, destroyed=False, kek_version=sealed.kek_version,
-                wrapped_key=sealed.wrapped_key, ciphertext=sealed.ciphertext,
+                namespace=self._namespace,
+                path=path,
+                version=version,
+                created_at=now,
+                deleted_at=None,
+                destroyed=False,
+                kek_version=sealed.kek_version,
+                wrapped_key=sealed.wrapped_key,
+                ciphertext=sealed.ciphertext,
             )
         )
 
@@ -183,18 +207,31 @@ class SqlSecretsBackend:
         def write() -> None:
             now = self._now()
             with begin_write(self._engine) as conn:
-                conn.execute(delete(versions_table).where(
-                    self._key(path), versions_table.c.version == version))
+                conn.execute(
+                    delete(versions_table).where(
+                        self._key(path), versions_table.c.version == version
+                    )
+                )
                 row = self._path_row(conn, path)
                 if row is None:
-                    conn.execute(insert(secrets_table).values(
-                        namespace=self._namespace, path=path, current_version=version,
-                        created_at=now, updated_at=now))
+                    conn.execute(
+                        insert(secrets_table).values(
+                            namespace=self._namespace,
+                            path=path,
+                            current_version=version,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
                 elif row.current_version < version:
-                    conn.execute(update(secrets_table).where(
-                        secrets_table.c.namespace == self._namespace,
-                        secrets_table.c.path == path,
-                    ).values(current_version=version, updated_at=now))
+                    conn.execute(
+                        update(secrets_table)
+                        .where(
+                            secrets_table.c.namespace == self._namespace,
+                            secrets_table.c.path == path,
+                        )
+                        .values(current_version=version, updated_at=now)
+                    )
                 kek_version, kek = self._keks.current(conn, now)
                 self._insert_version(conn, path, version, plaintext, kek_version, kek, now)
             self._keks.remember(kek_version, kek)
@@ -211,20 +248,27 @@ class SqlSecretsBackend:
     def get(self, path: str, version: int | None) -> tuple[int, dict[str, str]]:
         """The asked version, or the highest live version of ``path``."""
         columns = (
-            versions_table.c.version, versions_table.c.deleted_at, versions_table.c.destroyed,
-            versions_table.c.kek_version, versions_table.c.wrapped_key,
+            versions_table.c.version,
+            versions_table.c.deleted_at,
+            versions_table.c.destroyed,
+            versions_table.c.kek_version,
+            versions_table.c.wrapped_key,
             versions_table.c.ciphertext,
         )
         query = select(*columns).where(self._key(path))
         if version is None:
-            query = query.where(
-                versions_table.c.deleted_at.is_(None), versions_table.c.destroyed.is_(False)
-            ).order_by(versions_table.c.version.desc()).limit(1)
+            query = (
+                query.where(
+                    versions_table.c.deleted_at.is_(None), versions_table.c.destroyed.is_(False)
+                )
+                .order_by(versions_table.c.version.desc())
+                .limit(1)
+            )
         else:
             query = query.where(versions_table.c.version == version)
         for _ in range(_READ_ATTEMPTS):
             with self._engine.connect() as conn:
-                row = self._guard(lambda: conn.execute(query).first())  # noqa: B023
+                row = self._guard(lambda: conn.execute(query).first())
                 if row is None or row.deleted_at is not None or row.destroyed:
                     raise SecretNotFound(path, version)
                 try:
@@ -248,18 +292,24 @@ class SqlSecretsBackend:
     def metadata(self, path: str) -> SecretMetadata:
         """Every version of ``path`` with its state."""
         with self._engine.connect() as conn:
-            head = self._guard(lambda: conn.execute(
-                select(secrets_table).where(
-                    secrets_table.c.namespace == self._namespace, secrets_table.c.path == path
-                )
-            ).first())
+            head = self._guard(
+                lambda: conn.execute(
+                    select(secrets_table).where(
+                        secrets_table.c.namespace == self._namespace, secrets_table.c.path == path
+                    )
+                ).first()
+            )
             if head is None:
                 raise SecretNotFound(path)
             rows = conn.execute(
                 select(
-                    versions_table.c.version, versions_table.c.created_at,
-                    versions_table.c.deleted_at, versions_table.c.destroyed,
-                ).where(self._key(path)).order_by(versions_table.c.version)
+                    versions_table.c.version,
+                    versions_table.c.created_at,
+                    versions_table.c.deleted_at,
+                    versions_table.c.destroyed,
+                )
+                .where(self._key(path))
+                .order_by(versions_table.c.version)
             ).all()
         return SecretMetadata(
             path=path,
@@ -267,24 +317,33 @@ class SqlSecretsBackend:
             created_at=datetime.fromtimestamp(head.created_at, UTC),
             updated_at=datetime.fromtimestamp(head.updated_at, UTC),
             versions=tuple(
-                VersionInfo(int(r.version), datetime.fromtimestamp(r.created_at, UTC),
-                            _when(r.deleted_at), bool(r.destroyed))
+                VersionInfo(
+                    int(r.version),
+                    datetime.fromtimestamp(r.created_at, UTC),
+                    _when(r.deleted_at),
+                    bool(r.destroyed),
+                )
                 for r in rows
             ),
         )
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _targets(self, conn: Connection, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
+    def _targets(
+        self, conn: Connection, path: str, versions: tuple[int, ...] | None
+    ) -> tuple[int, ...]:
         head = self._path_row(conn, path)
         if head is None:
             raise SecretNotFound(path)
         if versions is None:
             return (int(head.current_version),)
-        existing = set(conn.execute(
-            select(versions_table.c.version).where(
-                self._key(path), versions_table.c.version.in_(versions))
-        ).scalars())
+        existing = set(
+            conn.execute(
+                select(versions_table.c.version).where(
+                    self._key(path), versions_table.c.version.in_(versions)
+                )
+            ).scalars()
+        )
         for number in versions:
             if number not in existing:
                 raise SecretNotFound(path, number)
@@ -298,32 +357,45 @@ class SqlSecretsBackend:
         """Undo a soft delete (default: the current version); destroyed stays destroyed."""
         return self._mark(path, versions, deleted=False)
 
-    def _mark(self, path: str, versions: tuple[int, ...] | None, *, deleted: bool) -> tuple[int, ...]:
+    def _mark(
+        self, path: str, versions: tuple[int, ...] | None, *, deleted: bool
+    ) -> tuple[int, ...]:
         def write() -> tuple[int, ...]:
             with begin_write(self._engine) as conn:
                 targets = self._targets(conn, path, versions)
                 conn.execute(
                     update(versions_table)
-                    .where(self._key(path), versions_table.c.version.in_(targets),
-                           versions_table.c.destroyed.is_(False))
+                    .where(
+                        self._key(path),
+                        versions_table.c.version.in_(targets),
+                        versions_table.c.destroyed.is_(False),
+                    )
                     .values(deleted_at=self._now() if deleted else None)
                 )
                 return targets
+
         return self._guard(write)
 
     def destroy(self, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
         """Erase ciphertext and data keys (default: every version and the path itself)."""
+
         def write() -> tuple[int, ...]:
             with begin_write(self._engine) as conn:
                 if versions is None:
                     if self._path_row(conn, path) is None:
                         raise SecretNotFound(path)
-                    targets = tuple(conn.execute(
-                        select(versions_table.c.version).where(self._key(path))).scalars())
+                    targets = tuple(
+                        conn.execute(
+                            select(versions_table.c.version).where(self._key(path))
+                        ).scalars()
+                    )
                     conn.execute(delete(versions_table).where(self._key(path)))
-                    conn.execute(delete(secrets_table).where(
-                        secrets_table.c.namespace == self._namespace,
-                        secrets_table.c.path == path))
+                    conn.execute(
+                        delete(secrets_table).where(
+                            secrets_table.c.namespace == self._namespace,
+                            secrets_table.c.path == path,
+                        )
+                    )
                     return targets
                 targets = self._targets(conn, path, versions)
                 conn.execute(
@@ -332,18 +404,21 @@ class SqlSecretsBackend:
                     .values(destroyed=True, ciphertext=None, wrapped_key=None, kek_version=None)
                 )
                 return targets
+
         targets = self._guard(write)
         self._scrub()
         return targets
 
     def forget(self, path: str, versions: tuple[int, ...] | None) -> None:
         """Drop mirrored copies; a missing path or version is not an error here."""
+
         def write() -> None:
             with begin_write(self._engine) as conn:
                 query = delete(versions_table).where(self._key(path))
                 if versions is not None:
                     query = query.where(versions_table.c.version.in_(versions))
                 conn.execute(query)
+
         self._guard(write)
         self._scrub()
 
@@ -360,4 +435,3 @@ class SqlSecretsBackend:
         from tradeguard.secrets.rotation import rotate_keks
 
         return self._guard(lambda: rotate_keks(self._engine, self._keks, self._now()))
-

@@ -61,7 +61,10 @@ class VaultSecretsBackend:
         )
         self.address = address
         self._client = hvac.Client(
-            url=address.url, token=token, timeout=timeout, namespace=address.namespace,
+            url=address.url,
+            token=token,
+            timeout=timeout,
+            namespace=address.namespace,
             verify=address.ca_bundle if address.ca_bundle else True,
         )
         self._kv = self._client.secrets.kv.v2
@@ -89,8 +92,12 @@ class VaultSecretsBackend:
         """Create a version (CAS enforced by Vault)."""
         errors = self._hvac_errors
         try:
-            response = self._call(path, lambda: self._kv.create_or_update_secret(
-                path=path, secret=dict(data), cas=cas, mount_point=self.address.mount))
+            response = self._call(
+                path,
+                lambda: self._kv.create_or_update_secret(
+                    path=path, secret=dict(data), cas=cas, mount_point=self.address.mount
+                ),
+            )
         except errors.InvalidRequest as exc:
             if cas is None or "check-and-set" not in str(exc):
                 raise SecretsError(f"Vault rejected the write to {path} (HTTP 400)") from exc
@@ -107,9 +114,15 @@ class VaultSecretsBackend:
     def _read(self, path: str, version: int | None) -> dict[str, Any] | None:
         errors = self._hvac_errors
         try:
-            response = self._call(path, lambda: self._kv.read_secret_version(
-                path=path, version=version, mount_point=self.address.mount,
-                raise_on_deleted_version=False))
+            response = self._call(
+                path,
+                lambda: self._kv.read_secret_version(
+                    path=path,
+                    version=version,
+                    mount_point=self.address.mount,
+                    raise_on_deleted_version=False,
+                ),
+            )
         except errors.InvalidPath:
             return None
         data: dict[str, Any] = response.get("data") or {}
@@ -135,8 +148,12 @@ class VaultSecretsBackend:
         while pending:
             current = pending.pop()
             try:
-                response = self._call(current, lambda c=current: self._kv.list_secrets(  # type: ignore[misc]
-                    path=c, mount_point=self.address.mount))
+                response = self._call(
+                    current,
+                    lambda c=current: self._kv.list_secrets(  # type: ignore[misc]
+                        path=c, mount_point=self.address.mount
+                    ),
+                )
             except self._hvac_errors.InvalidPath:
                 continue
             for key in response["data"]["keys"]:
@@ -151,8 +168,10 @@ class VaultSecretsBackend:
     def metadata(self, path: str) -> SecretMetadata:
         """KV v2 metadata of ``path``."""
         try:
-            response = self._call(path, lambda: self._kv.read_secret_metadata(
-                path=path, mount_point=self.address.mount))
+            response = self._call(
+                path,
+                lambda: self._kv.read_secret_metadata(path=path, mount_point=self.address.mount),
+            )
         except self._hvac_errors.InvalidPath:
             raise SecretNotFound(path) from None
         data = response["data"]
@@ -186,27 +205,43 @@ class VaultSecretsBackend:
     def delete(self, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
         """Soft-delete versions."""
         targets = self._targets(path, versions)
-        self._call(path, lambda: self._kv.delete_secret_versions(
-            path=path, versions=list(targets), mount_point=self.address.mount))
+        self._call(
+            path,
+            lambda: self._kv.delete_secret_versions(
+                path=path, versions=list(targets), mount_point=self.address.mount
+            ),
+        )
         return targets
 
     def undelete(self, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
         """Undo soft deletes."""
         targets = self._targets(path, versions)
-        self._call(path, lambda: self._kv.undelete_secret_versions(
-            path=path, versions=list(targets), mount_point=self.address.mount))
+        self._call(
+            path,
+            lambda: self._kv.undelete_secret_versions(
+                path=path, versions=list(targets), mount_point=self.address.mount
+            ),
+        )
         return targets
 
     def destroy(self, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
         """Destroy versions, or the whole path with its metadata."""
         if versions is None:
             targets = tuple(v.version for v in self.metadata(path).versions)
-            self._call(path, lambda: self._kv.delete_metadata_and_all_versions(
-                path=path, mount_point=self.address.mount))
+            self._call(
+                path,
+                lambda: self._kv.delete_metadata_and_all_versions(
+                    path=path, mount_point=self.address.mount
+                ),
+            )
             return targets
         targets = self._targets(path, versions)
-        self._call(path, lambda: self._kv.destroy_secret_versions(
-            path=path, versions=list(targets), mount_point=self.address.mount))
+        self._call(
+            path,
+            lambda: self._kv.destroy_secret_versions(
+                path=path, versions=list(targets), mount_point=self.address.mount
+            ),
+        )
         return targets
 
     def rotate_key(self) -> int:
@@ -215,6 +250,10 @@ class VaultSecretsBackend:
         status = self._call(None, self._client.sys.get_encryption_key_status)
         data = status.get("data", status)
         return int(data["term"])
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._client.adapter.close()
 
     def ping(self) -> bool:
         """Whether Vault answers and is unsealed."""

@@ -82,7 +82,11 @@ def _sqlite_engine(url: str) -> Engine:
         path = Path(database).expanduser()
         with engine.connect():
             pass
-        for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        for candidate in (
+            path,
+            path.with_name(path.name + "-wal"),
+            path.with_name(path.name + "-shm"),
+        ):
             if candidate.exists():
                 os.chmod(candidate, 0o600)
     return engine
