@@ -45,11 +45,11 @@ class SecretsError(TradeguardError):
 class SecretNotFound(SecretsError, KeyError):
     """No live secret (or no such version) exists at the path."""
 
-    def __init__(self, path: str, version: int | None = None) -> None:
+    def __init__(self, path: str, version: int | None = None, *, why: str = "") -> None:
         self.path = path
         self.version = version
         where = path if version is None else f"{path} (version {version})"
-        super().__init__(f"secret not found: {where}")
+        super().__init__(f"secret not found: {where}{f' ({why})' if why else ''}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

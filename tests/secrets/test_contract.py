@@ -161,7 +161,8 @@ def test_destroy_when_versions_then_irreversible(manager: SecretsManager) -> Non
     manager.destroy_secret("d/p", versions=[1])
     with pytest.raises(SecretNotFound):
         manager.get_secret("d/p", version=1)
-    manager.undelete_secret("d/p", versions=[1])  # cannot revive a destroyed version
+    with pytest.raises(SecretNotFound, match="destroyed"):
+        manager.undelete_secret("d/p", versions=[1])
     with pytest.raises(SecretNotFound):
         manager.get_secret("d/p", version=1)
     info = manager.secret_metadata("d/p").version(1)

@@ -1,5 +1,5 @@
-"""The ``tradeguard`` command line."""
+"""The ``tradeguard`` command line (the Typer app lives in ``tradeguard.cli.app``)."""
 
-from tradeguard.cli.app import app, main
+from tradeguard.cli.app import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -21,7 +21,7 @@ from tradeguard.cli.secrets_cmd import secrets_app
 from tradeguard.errors import BackendUnavailable, ConfigurationError
 from tradeguard.facade import get_settings
 from tradeguard.secrets import build_secrets_manager
-from tradeguard.secrets.factory import _store_is_empty
+from tradeguard.secrets.factory import store_is_empty
 from tradeguard.secrets.masterkey import (
     create_key_file,
     default_key_file,
@@ -50,8 +50,12 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True,
-                     help="Print the version and exit."),
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
     ] = False,
 ) -> None:
     """tradeguard: the security layer a Python trading bot runs behind."""
@@ -96,7 +100,7 @@ def _existing_key_source(settings: Settings) -> str | None:
 def _require_empty_store(engine: Engine) -> None:
     """Refuse to make a new master key for a store whose keys an old one wraps."""
     try:
-        empty = _store_is_empty(engine)
+        empty = store_is_empty(engine)
     except OperationalError as exc:
         raise BackendUnavailable(
             f"the secrets database is unavailable ({type(exc.orig).__name__})"

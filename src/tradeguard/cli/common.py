@@ -137,6 +137,11 @@ def read_env_file(name: str) -> dict[str, str]:
     return parse_env_lines(text.splitlines(), source=f"env file {name}")
 
 
+def stdin_is_tty() -> bool:
+    """Whether stdin is a terminal (values are then prompted for, hidden)."""
+    return sys.stdin.isatty()
+
+
 def read_stdin_values(keys: list[str]) -> dict[str, str]:
     """Values for ``KEY=-`` arguments.
 
@@ -146,7 +151,7 @@ def read_stdin_values(keys: list[str]) -> dict[str, str]:
     """
     if not keys:
         return {}
-    if sys.stdin.isatty():
+    if stdin_is_tty():
         return {key: typer.prompt(f"value for {key}", hide_input=True) for key in keys}
     if len(keys) == 1:
         text = sys.stdin.read()

@@ -77,8 +77,12 @@ def put(
     ] = None,
     cas: Annotated[
         int | None,
-        typer.Option("--cas", min=0, metavar="N",
-                     help="Write only if the current version is N (0: only if absent)."),
+        typer.Option(
+            "--cas",
+            min=0,
+            metavar="N",
+            help="Write only if the current version is N (0: only if absent).",
+        ),
     ] = None,
 ) -> None:
     """Store KEY=VALUE fields as a new version of PATH (values are never printed)."""
@@ -133,25 +137,27 @@ def list_(
 
 
 def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 @secrets_app.command("history")
 def history(path: PathArg) -> None:
-    """Show every version of PATH: created, deleted, destroyed; * marks the current one."""
+    """Show every version of PATH: created, deleted, destroyed, and which is current."""
     meta = get_secrets_manager().secret_metadata(path)
-    table = Table(title=f"{meta.path} (current version {meta.current_version})")
-    for column in ("current", "version", "created", "deleted", "destroyed"):
-        table.add_column(column, justify="right" if column == "version" else "left")
+    table = Table(title=meta.path)
+    table.add_column("version", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("deleted (UTC)", no_wrap=True)
+    table.add_column("destroyed", no_wrap=True)
     for info in meta.versions:
+        current = " (current)" if info.version == meta.current_version else ""
         table.add_row(
-            "*" if info.version == meta.current_version else "",
-            str(info.version),
+            f"{info.version}{current}",
             _when(info.created_at),
             _when(info.deleted_at),
             "yes" if info.destroyed else "no",
         )
-    Console(highlight=False, soft_wrap=False).print(table)
+    Console(highlight=False).print(table)
 
 
 def _describe(path: str, versions: list[int] | None, default: str) -> str:

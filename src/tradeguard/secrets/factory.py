@@ -18,7 +18,8 @@ from tradeguard.storage import create_database_engine, scheme_of
 VAULT_CACHE_JITTER = 0.2
 
 
-def _store_is_empty(engine: Engine) -> bool:
+def store_is_empty(engine: Engine) -> bool:
+    """Whether the database holds no key-encryption keys (a new master key is safe)."""
     if not inspect(engine).has_table(key_encryption_keys.name):
         return True
     with engine.connect() as conn:
@@ -30,7 +31,7 @@ def resolve_master_key(settings: Settings, engine: Engine, *, create: bool) -> b
     key = load_master_key(settings)
     if key is not None:
         return key
-    if create and settings.master_key_file is None and _store_is_empty(engine):
+    if create and settings.master_key_file is None and store_is_empty(engine):
         return create_key_file(default_key_file(settings))
     raise ConfigurationError(
         "no master key found: set TRADEGUARD_MASTER_KEY or TRADEGUARD_MASTER_KEY_FILE, or run "

@@ -32,7 +32,7 @@ from tradeguard.storage import begin_write, is_sqlite
 T = TypeVar("T")
 _WRITE_ATTEMPTS = 8
 _READ_ATTEMPTS = 4
-_REWRAP_BATCH = 500
+_DESTROYED = "destroyed; it cannot be restored"
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -363,6 +363,16 @@ class SqlSecretsBackend:
         def write() -> tuple[int, ...]:
             with begin_write(self._engine) as conn:
                 targets = self._targets(conn, path, versions)
+                if not deleted:
+                    destroyed = conn.execute(
+                        select(versions_table.c.version).where(
+                            self._key(path),
+                            versions_table.c.version.in_(targets),
+                            versions_table.c.destroyed.is_(True),
+                        )
+                    ).first()
+                    if destroyed is not None:
+                        raise SecretNotFound(path, destroyed.version, why=_DESTROYED)
                 conn.execute(
                     update(versions_table)
                     .where(

@@ -214,8 +214,13 @@ class VaultSecretsBackend:
         return targets
 
     def undelete(self, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
-        """Undo soft deletes."""
+        """Undo soft deletes; a destroyed version cannot come back."""
         targets = self._targets(path, versions)
+        meta = self.metadata(path)
+        for number in targets:
+            info = meta.version(number)
+            if info is not None and info.destroyed:
+                raise SecretNotFound(path, number, why="destroyed; it cannot be restored")
         self._call(
             path,
             lambda: self._kv.undelete_secret_versions(
