@@ -10,6 +10,8 @@ The safe calls live here; building blocks live in the submodules::
 from tradeguard.clock import Clock, FixedClock, SystemClock
 from tradeguard.errors import (
     AccountLocked,
+    AuditError,
+    AuditWriteFailed,
     AuthError,
     BackendUnavailable,
     ConfigurationError,
@@ -39,6 +41,7 @@ from tradeguard.errors import (
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.facade import (
     configure,
+    get_audit_log,
     get_clock,
     get_event_bus,
     get_secret,
@@ -54,6 +57,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccountLocked",
+    "AuditError",
+    "AuditWriteFailed",
     "AuthError",
     "BackendUnavailable",
     "Clock",
@@ -90,6 +95,7 @@ __all__ = [
     "VersionInfo",
     "__version__",
     "configure",
+    "get_audit_log",
     "get_clock",
     "get_event_bus",
     "get_secret",

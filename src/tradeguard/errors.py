@@ -19,6 +19,8 @@ Every error tradeguard raises on purpose derives from :class:`TradeguardError`::
         RequestRejected, RateLimitExceeded, IPBlocked
       RiskError
         OrderRejected            (carries the violations)
+      AuditError
+        AuditWriteFailed
 
 A message says what failed and what to do about it. It never carries a secret value, a
 password, a token or a URL that may embed credentials.
@@ -164,3 +166,11 @@ class OrderRejected(RiskError):
     def __init__(self, message: str, *, violations: Sequence[Any] = ()) -> None:
         self.violations = tuple(violations)
         super().__init__(message)
+
+
+class AuditError(TradeguardError):
+    """The audit trail could not record or read events."""
+
+
+class AuditWriteFailed(AuditError):
+    """An audit record could not be committed (a durable append failed or timed out)."""

@@ -1,12 +1,20 @@
-"""Lazily built process-wide defaults behind the public functions; ``reset`` drops them."""
+"""Lazily built process-wide defaults behind the public functions; ``reset`` drops them.
+
+Building the default event bus also builds the audit log and subscribes it, so every event
+published on the default bus is recorded (``TRADEGUARD_AUDIT_ENABLED=false`` turns that off).
+Events published while the audit log itself is being built (reading or creating its key)
+are buffered and recorded once it exists. At interpreter exit the audit queue is flushed.
+"""
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Mapping
 
+from tradeguard.audit import AuditLog, build_audit_log
 from tradeguard.clock import SYSTEM_CLOCK, Clock
-from tradeguard.events import EventBus
+from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.secrets import SecretsManager, build_secrets_manager
 from tradeguard.settings import Settings
 
@@ -20,6 +28,7 @@ class _Defaults:
         self.clock: Clock = SYSTEM_CLOCK
         self.bus: EventBus | None = None
         self.secrets: SecretsManager | None = None
+        self.audit: AuditLog | None = None
 
 
 _defaults = _Defaults()
@@ -35,15 +44,21 @@ def configure(*, settings: Settings | None = None, clock: Clock | None = None) -
 
 
 def reset() -> None:
-    """Drop every lazily built default; the next call rebuilds from the environment."""
+    """Flush and drop every lazily built default; the next call rebuilds from the environment."""
     with _defaults.lock:
-        secrets = _defaults.secrets
+        audit, secrets = _defaults.audit, _defaults.secrets
         _defaults.settings = None
         _defaults.clock = SYSTEM_CLOCK
         _defaults.bus = None
         _defaults.secrets = None
+        _defaults.audit = None
+    if audit is not None:
+        audit.close()
     if secrets is not None:
         secrets.close()
+
+
+atexit.register(reset)
 
 
 def get_settings() -> Settings:
@@ -60,14 +75,36 @@ def get_clock() -> Clock:
 
 
 def get_event_bus() -> EventBus:
-    """The default event bus every default component publishes on."""
+    """The default event bus; the audit log is subscribed to it unless disabled."""
     bus = _defaults.bus
     if bus is not None:
         return bus
     with _defaults.lock:
         if _defaults.bus is None:
             _defaults.bus = EventBus(clock=_defaults.clock)
+            if get_settings().audit_enabled:
+                try:
+                    _attach_audit(_defaults.bus)
+                except BaseException:
+                    _defaults.bus = None
+                    raise
         return _defaults.bus
+
+
+def _attach_audit(bus: EventBus) -> AuditLog:
+    pending: list[SecurityEvent] = []
+    unsubscribe = bus.subscribe(pending.append)
+    try:
+        audit = build_audit_log(
+            get_settings(), get_secrets_manager(), bus=bus, clock=_defaults.clock
+        )
+    finally:
+        unsubscribe()
+    for event in pending:
+        audit.record(event)
+    bus.subscribe(audit)
+    _defaults.audit = audit
+    return audit
 
 
 def get_secrets_manager() -> SecretsManager:
@@ -81,6 +118,15 @@ def get_secrets_manager() -> SecretsManager:
                 get_settings(), bus=get_event_bus(), clock=_defaults.clock
             )
         return _defaults.secrets
+
+
+def get_audit_log() -> AuditLog:
+    """The default AuditLog (recording every event on the default bus)."""
+    bus = get_event_bus()
+    with _defaults.lock:
+        if _defaults.audit is None:
+            return _attach_audit(bus)
+        return _defaults.audit
 
 
 def store_secret(path: str, data: Mapping[str, str], *, cas: int | None = None) -> int:

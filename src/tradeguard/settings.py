@@ -38,8 +38,12 @@ class Settings(BaseSettings):
     secrets_cache_ttl: float = Field(default=300.0, ge=0)
     secrets_cache_size: int = Field(default=1024, ge=0)
     actor: str = Field(default="local", description="Who this process acts as in events.")
+    audit_enabled: bool = Field(
+        default=True, description="Record every bus event in the audit log."
+    )
+    audit_jsonl: Path | None = Field(default=None, description="Also append records to this file.")
 
-    @field_validator("home", "master_key_file", mode="after")
+    @field_validator("home", "master_key_file", "audit_jsonl", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

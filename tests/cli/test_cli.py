@@ -19,6 +19,11 @@ API_KEY = "AKvalue-1234567890"
 API_SECRET = "s3cr3t-value-ZYXW"
 
 
+def user_paths(listing: str) -> list[str]:
+    """Listed paths without the system's own (the audit key lives under tradeguard/)."""
+    return [line for line in listing.splitlines() if not line.startswith("tradeguard/")]
+
+
 def run(*args: str, input: str | None = None) -> Result:
     """Invoke the CLI in-process."""
     return CliRunner().invoke(app, list(args), input=input)
@@ -283,7 +288,7 @@ def test_put_when_dash_value_and_empty_stdin_then_exit_2() -> None:
 
     assert result.exit_code == 2
     assert "no value for a on stdin" in result.stderr
-    assert run("secrets", "list").stdout == ""
+    assert user_paths(run("secrets", "list").stdout) == []
 
 
 def test_put_when_stdin_is_tty_then_prompts_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -361,7 +366,7 @@ def test_put_when_usage_wrong_then_exit_2(args: list[str]) -> None:
     result = run("secrets", "put", *args, input="b=2\n")
 
     assert result.exit_code == 2, (result.stdout, result.stderr)
-    assert run("secrets", "list").stdout == ""
+    assert user_paths(run("secrets", "list").stdout) == []
 
 
 def test_put_when_cas_conflict_then_exit_1_one_line() -> None:
@@ -393,7 +398,8 @@ def test_list_when_prefix_then_only_matching_paths_one_per_line() -> None:
     everything = run("secrets", "list")
     brokers = run("secrets", "list", "brokers/")
 
-    assert everything.stdout.splitlines() == ["brokers/alpaca", "brokers/ibkr", "data/polygon"]
+    assert user_paths(everything.stdout) == ["brokers/alpaca", "brokers/ibkr", "data/polygon"]
+    assert "tradeguard/audit/hmac-key" in everything.stdout.splitlines()  # system keys are listed
     assert brokers.stdout.splitlines() == ["brokers/alpaca", "brokers/ibkr"]
 
 
@@ -473,7 +479,7 @@ def test_destroy_when_confirmed_then_whole_path_gone() -> None:
 
     assert_ok(result)
     assert "destroyed brokers/alpaca (all versions)" in result.stdout
-    assert run("secrets", "list").stdout == ""
+    assert user_paths(run("secrets", "list").stdout) == []
     assert_one_line_error(run("secrets", "get", "brokers/alpaca"), contains="not found")
 
 

@@ -1,0 +1,184 @@
+"""SQL storage of the chain (SQLite by default, PostgreSQL): append, read, verify, prune."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tradeguard.audit import schema
+from tradeguard.audit.chain import (
+    GENESIS,
+    AuditRecord,
+    checkpoint_mac,
+    format_time,
+    seal_event,
+)
+from tradeguard.audit.verify import Checkpoint, VerifyResult, verify_chain
+from tradeguard.clock import SYSTEM_CLOCK, Clock
+from tradeguard.errors import BackendUnavailable
+from tradeguard.events import SecurityEvent
+from tradeguard.storage import begin_write, is_sqlite
+
+_R = schema.records
+_COLUMNS = (
+    _R.c.seq, _R.c.time, _R.c.type, _R.c.actor, _R.c.subject, _R.c.ip, _R.c.outcome,
+    _R.c.severity, _R.c.details, _R.c.prev_hash, _R.c.hash,
+)  # fmt: skip
+PAGE = 5000
+
+
+class SqlAuditStore:
+    """The chain in three tables; every append updates the signed head in the same txn."""
+
+    def __init__(self, engine: Engine, key: bytes, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._engine = engine
+        self._key = key
+        self._clock = clock
+        schema.metadata.create_all(engine, checkfirst=True)
+        try:
+            with begin_write(engine) as conn:
+                if conn.execute(select(schema.head.c.id)).first() is None:
+                    conn.execute(
+                        insert(schema.head).values(
+                            id=1, seq=0, hash=GENESIS, mac=checkpoint_mac(key, "head", 0, GENESIS)
+                        )
+                    )
+        except IntegrityError:
+            pass  # another process created it first
+
+    def __repr__(self) -> str:
+        return f"SqlAuditStore(dialect={self._engine.dialect.name!r})"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._engine.dispose()
+
+    def append(self, events: Sequence[SecurityEvent]) -> list[AuditRecord]:
+        """Chain and commit ``events`` in one transaction; returns the stored records."""
+        now = self._clock.now()
+        try:
+            with begin_write(self._engine) as conn:
+                row = conn.execute(
+                    select(schema.head.c.seq, schema.head.c.hash)
+                    .where(schema.head.c.id == 1)
+                    .with_for_update()
+                ).one()
+                seq, prev = int(row.seq), str(row.hash)
+                sealed: list[AuditRecord] = []
+                for event in events:
+                    seq += 1
+                    record = seal_event(self._key, seq, event, prev, now)
+                    sealed.append(record)
+                    prev = record.hash
+                conn.execute(insert(_R), [
+                    {c.name: getattr(r, c.name) for c in _COLUMNS} for r in sealed
+                ])  # fmt: skip
+                conn.execute(
+                    update(schema.head)
+                    .where(schema.head.c.id == 1)
+                    .values(seq=seq, hash=prev, mac=checkpoint_mac(self._key, "head", seq, prev))
+                )
+        except OperationalError as exc:
+            raise BackendUnavailable(
+                f"the audit database is unavailable ({type(exc.orig).__name__})"
+            ) from exc
+        return sealed
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read transaction that sees one consistent state of the chain."""
+        with self._engine.connect() as conn:
+            if not is_sqlite(self._engine):
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def head(self, conn: Connection) -> Checkpoint | None:
+        """The signed head."""
+        row = conn.execute(select(schema.head).where(schema.head.c.id == 1)).first()
+        return None if row is None else Checkpoint("head", int(row.seq), row.hash, row.mac)
+
+    def anchor(self, conn: Connection) -> Checkpoint | None:
+        """The newest prune anchor, if the log was ever pruned."""
+        row = conn.execute(
+            select(schema.checkpoints).order_by(schema.checkpoints.c.seq.desc()).limit(1)
+        ).first()
+        return None if row is None else Checkpoint(row.kind, int(row.seq), row.hash, row.mac)
+
+    def iter_records(self, conn: Connection, after: int = 0) -> Iterator[AuditRecord]:
+        """Every record with seq > ``after``, ascending, read page by page."""
+        while True:
+            rows = conn.execute(
+                select(*_COLUMNS).where(_R.c.seq > after).order_by(_R.c.seq).limit(PAGE)
+            ).all()
+            for row in rows:
+                yield AuditRecord(*row)
+            if len(rows) < PAGE:
+                return
+            after = rows[-1][0]
+
+    def verify(self) -> VerifyResult:
+        """Verify the whole stored chain against the signed head and any prune anchor."""
+        with self.snapshot() as conn:
+            anchor = self.anchor(conn)
+            return verify_chain(
+                self._key,
+                self.iter_records(conn),
+                head=self.head(conn),
+                anchor=anchor,
+            )
+
+    def query(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        type: str | None = None,
+        actor: str | None = None,
+        limit: int | None = 1000,
+        newest_first: bool = False,
+        after_seq: int | None = None,
+    ) -> list[AuditRecord]:
+        """Records matching every filter given; ``type`` may end in ``*`` for a prefix."""
+        query = select(*_COLUMNS)
+        if since is not None:
+            query = query.where(_R.c.time >= format_time(since))
+        if until is not None:
+            query = query.where(_R.c.time < format_time(until))
+        if type is not None:
+            if type.endswith("*"):
+                query = query.where(_R.c.type.startswith(type[:-1], autoescape=True))
+            else:
+                query = query.where(_R.c.type == type)
+        if actor is not None:
+            query = query.where(_R.c.actor == actor)
+        if after_seq is not None:
+            query = query.where(_R.c.seq > after_seq)
+        query = query.order_by(_R.c.seq.desc() if newest_first else _R.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            return [AuditRecord(*row) for row in conn.execute(query)]
+
+    def prune(self, before: datetime) -> int:
+        """Delete records older than ``before``, leaving a signed anchor at the cut."""
+        with begin_write(self._engine) as conn:
+            last = conn.execute(
+                select(_R.c.seq, _R.c.hash)
+                .where(_R.c.time < format_time(before))
+                .order_by(_R.c.seq.desc())
+                .limit(1)
+            ).first()
+            if last is None:
+                return 0
+            seq, hash_ = int(last.seq), str(last.hash)
+            conn.execute(insert(schema.checkpoints).values(
+                seq=seq, kind="prune", hash=hash_, time=format_time(self._clock.now()),
+                mac=checkpoint_mac(self._key, "prune", seq, hash_),
+            ))  # fmt: skip
+            removed = conn.execute(delete(_R).where(_R.c.seq <= seq)).rowcount
+        return int(removed)
