@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -32,16 +33,23 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _log = logging.getLogger(__name__)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@lru_cache(maxsize=4096)
+def _is_sensitive(key: str) -> bool:
+    return _SENSITIVE_KEY.search(key) is not None
+
+
 def redact(value: Any) -> Any:
     """Copy ``value`` with every entry whose key looks sensitive replaced by ``[redacted]``.
 
     Mappings are walked recursively, as are lists and tuples inside them.
     """
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Mapping):
-        return {
-            str(k): REDACTED if _SENSITIVE_KEY.search(str(k)) else redact(v)
-            for k, v in value.items()
-        }
+        return {str(k): REDACTED if _is_sensitive(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value

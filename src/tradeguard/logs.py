@@ -168,7 +168,10 @@ def configure_logging(
 
 
 def reset_logging() -> None:
-    """Undo ``configure_logging``: remove its handler and restore structlog's defaults."""
+    """Remove ``configure_logging``'s handler and restore structlog's defaults.
+
+    The root logger's level is left as it is.
+    """
     _remove_handlers(logging.getLogger())
     structlog.reset_defaults()
 

@@ -12,6 +12,8 @@ import sys
 import traceback
 from typing import Any
 
+from sqlalchemy import Engine
+
 from tradeguard.errors import VersionConflict
 from tradeguard.secrets import SecretsManager, SqlSecretsBackend
 from tradeguard.storage import create_database_engine
@@ -21,9 +23,14 @@ CRASH_PATHS = 5
 CRASH_ROTATE_EVERY = 12
 
 
-def open_manager(url: str, key: bytes) -> SecretsManager:
-    """A manager over ``url`` with the cache off (every read goes to the database)."""
-    return SecretsManager(SqlSecretsBackend(create_database_engine(url), key), cache_ttl=0)
+def open_manager(url: str, key: bytes) -> tuple[SecretsManager, Engine]:
+    """A manager over ``url`` with the cache off (every read goes to the database).
+
+    The caller disposes the engine (an open psycopg connection left to the garbage
+    collector warns, and the test suite turns warnings into errors).
+    """
+    engine = create_database_engine(url)
+    return SecretsManager(SqlSecretsBackend(engine, key), cache_ttl=0), engine
 
 
 def cas_increment_worker(url: str, key: bytes, increments: int, start: Any, results: Any) -> None:
@@ -34,7 +41,7 @@ def cas_increment_worker(url: str, key: bytes, increments: int, start: Any, resu
     Puts ("ok", conflicts) or ("error", traceback) on ``results``.
     """
     try:
-        manager = open_manager(url, key)
+        manager, engine = open_manager(url, key)
         start.wait(60)
         conflicts = 0
         done = 0
@@ -47,6 +54,7 @@ def cas_increment_worker(url: str, key: bytes, increments: int, start: Any, resu
                 conflicts += 1
                 continue
             done += 1
+        engine.dispose()
         results.put(("ok", conflicts))
     except BaseException:
         results.put(("error", traceback.format_exc()))
@@ -64,7 +72,7 @@ def crash_writer(url: str, key_hex: str, tag: str) -> None:
     Every ``CRASH_ROTATE_EVERY`` writes it also rotates the KEK (printing ``ROT version``),
     so a kill can land in the middle of a rotation as well as of a write.
     """
-    manager = open_manager(url, bytes.fromhex(key_hex))
+    manager, _engine = open_manager(url, bytes.fromhex(key_hex))
     out = sys.stdout
     i = 0
     while True:

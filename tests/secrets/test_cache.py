@@ -202,3 +202,44 @@ def test_cache_when_read_raced_by_own_write_then_stale_value_not_cached(
     assert manager.get_secret("race/p") == {"k": "old"}
     counting.inner = backend
     assert manager.get_secret("race/p") == {"k": "new"}
+
+
+@pytest.mark.parametrize("version", [True, 1.0, 0, -1, "1"])
+def test_get_when_version_not_positive_int_then_rejected_even_when_cached(
+    backend: SqlSecretsBackend, clock: FixedClock, version: object
+) -> None:
+    manager, _ = manager_over(backend, clock)
+    manager.store_secret("a/b", {"k": "v"})
+    manager.get_secret("a/b", version=1)
+    from tradeguard.errors import InvalidSecretValue
+
+    with pytest.raises(InvalidSecretValue):
+        manager.get_secret("a/b", version=version)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", [["a", "b"], {"a": 1}, None, 7])
+def test_get_when_path_not_a_string_then_invalid_path_not_type_error(
+    backend: SqlSecretsBackend, clock: FixedClock, path: object
+) -> None:
+    from tradeguard.errors import InvalidSecretPath
+
+    manager, _ = manager_over(backend, clock)
+    with pytest.raises(InvalidSecretPath):
+        manager.get_secret(path)  # type: ignore[arg-type]
+
+
+def test_cache_hit_when_read_then_counted_not_published(
+    backend: SqlSecretsBackend, clock: FixedClock
+) -> None:
+    from tradeguard.events import EventBus, SecurityEvent
+
+    bus = EventBus(clock=clock)
+    seen: list[SecurityEvent] = []
+    bus.subscribe(seen.append)
+    manager = SecretsManager(backend, clock=clock, bus=bus)
+    manager.store_secret("a/b", {"k": "v"})
+    for _ in range(3):
+        manager.get_secret("a/b")
+    reads = [e for e in seen if e.type == "secret.read"]
+    assert len(reads) == 1 and reads[0].details["version"] == 1
+    assert manager.cache_hits == 2

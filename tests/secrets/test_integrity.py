@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, insert, select, update
+from pydantic import SecretStr
+from sqlalchemy import Engine, and_, create_engine, insert, select, update
 
 from tradeguard.errors import SecretIntegrityError, SecretNotFound, SecretsError, VersionConflict
 from tradeguard.events import EventBus, SecurityEvent
@@ -30,6 +31,12 @@ from tradeguard.settings import Settings
 from tradeguard.storage import begin_write, create_database_engine
 
 A, B = "brokers/alpaca", "brokers/ib"
+EXPECTED_EVENTS = {"secret.written", "secret.read", "secret.integrity_failure", "key.rotated"}
+
+
+def _row(namespace: str, path: str, version: int) -> Any:
+    c = versions_table.c
+    return and_(c.namespace == namespace, c.path == path, c.version == version)
 
 
 def _value(tag: str) -> dict[str, str]:
@@ -51,32 +58,33 @@ class Store:
 
     def fresh(self, key: bytes | None = None, namespace: str = "local") -> SecretsManager:
         """A new manager over the same database (empty KEK cache)."""
-        backend = SqlSecretsBackend(self.engine, key or self.key, namespace=namespace,
-                                    create_schema=False)
+        backend = SqlSecretsBackend(
+            self.engine, key or self.key, namespace=namespace, create_schema=False
+        )
         return SecretsManager(backend, bus=self.bus, cache_ttl=0)
 
-    def blob(self, path: str, version: int, column: str, namespace: str = "local") -> bytes:
+    def cell(self, path: str, version: int, column: str, namespace: str = "local") -> Any:
+        query = select(versions_table.c[column]).where(_row(namespace, path, version))
         with self.raw.connect() as conn:
-            return bytes(conn.execute(select(versions_table.c[column]).where(
-                versions_table.c.namespace == namespace, versions_table.c.path == path,
-                versions_table.c.version == version)).scalar_one())
+            return conn.execute(query).scalar_one()
 
-    def set_row(self, path: str, version: int, namespace: str = "local", **values: Any) -> None:
+    def blob(self, path: str, version: int, column: str) -> bytes:
+        return bytes(self.cell(path, version, column))
+
+    def set_row(
+        self, path: str, version: int, values: dict[str, Any], namespace: str = "local"
+    ) -> None:
         with self.raw.begin() as conn:
-            done = conn.execute(update(versions_table).where(
-                versions_table.c.namespace == namespace, versions_table.c.path == path,
-                versions_table.c.version == version).values(**values)).rowcount
-        assert done == 1
+            query = update(versions_table).where(_row(namespace, path, version))
+            assert conn.execute(query.values(**values)).rowcount == 1
 
-    def kek_blob(self, version: int = 1) -> bytes:
+    def kek_blob(self) -> bytes:
         with self.raw.connect() as conn:
-            return bytes(conn.execute(select(kek_table.c.wrapped_key).where(
-                kek_table.c.version == version)).scalar_one())
+            return bytes(conn.execute(select(kek_table.c.wrapped_key)).scalar_one())
 
-    def set_kek(self, blob: bytes, version: int = 1) -> None:
+    def set_kek(self, blob: bytes) -> None:
         with self.raw.begin() as conn:
-            conn.execute(update(kek_table).where(kek_table.c.version == version)
-                         .values(wrapped_key=blob))
+            conn.execute(update(kek_table).values(wrapped_key=blob))
 
     def all_values(self) -> list[str]:
         return [v for data in self.values.values() for v in data.values()]
@@ -107,43 +115,53 @@ def flip(blob: bytes, index: int, mask: int = 0x01) -> bytes:
     return bytes(changed)
 
 
-# byte positions: nonce start/end, body, GCM tag start/end
-POSITIONS = {"first": lambda n: 0, "nonce_end": lambda n: 11, "middle": lambda n: n // 2,
-             "tag_start": lambda n: n - 16, "last": lambda n: n - 1}
+POSITIONS = ["first", "nonce_end", "middle", "tag_start", "last"]
 
 
-def assert_clean(text: str, values: list[str], keys: list[bytes]) -> None:
-    """``text`` carries no secret value, and no master key in base64url or hex."""
-    forbidden = list(values)
-    for key in keys:
-        forbidden += [base64.urlsafe_b64encode(key).decode().rstrip("="), key.hex()]
-    for item in forbidden:
-        assert item not in text
+def position(name: str, size: int) -> int:
+    """A byte of the nonce (start, end), of the body, or of the GCM tag (start, end)."""
+    return {"first": 0, "nonce_end": 11, "middle": size // 2, "tag_start": size - 16}.get(
+        name, size - 1
+    )
 
 
-def assert_fails(manager: SecretsManager, events: list[SecurityEvent], path: str, version: int,
-                 *, ask: int | None, values: list[str], keys: list[bytes]) -> None:
-    """Reading ``path`` (version ``ask``) raises an integrity error naming path and version,
-    publishes one critical ``secret.integrity_failure`` event, and neither leaks anything."""
-    events.clear()
-    with pytest.raises(SecretIntegrityError) as info:
-        manager.get_secret(path, version=ask)
-    exc = info.value
-    assert (exc.path, exc.version) == (path, version)
-    assert_clean("".join(traceback.format_exception(exc)) + repr(exc) + repr(exc.args),
-                 values, keys)
-    failures = [e for e in events if e.type == "secret.integrity_failure"]
-    assert len(failures) == 1
-    event = failures[0]
-    assert (event.severity, event.outcome, event.subject) == ("critical", "failure", path)
-    assert event.details["version"] == version
-    assert_clean(repr(event), values, keys)
+@dataclass
+class Witness:
+    """What must never leak (values, master keys) and where events land."""
+
+    events: list[SecurityEvent]
+    values: list[str]
+    keys: list[bytes]
+
+    def clean(self, text: str) -> None:
+        """``text`` carries no secret value, and no master key in base64url or hex."""
+        for key in self.keys:
+            assert base64.urlsafe_b64encode(key).decode().rstrip("=") not in text
+            assert key.hex() not in text
+        for value in self.values:
+            assert value not in text
+
+    def fails(self, manager: SecretsManager, path: str, version: int, ask: int | None) -> None:
+        """Reading ``path`` (``ask``) raises an integrity error naming path and version and
+        publishes one critical ``secret.integrity_failure`` event; neither leaks anything."""
+        self.events.clear()
+        with pytest.raises(SecretIntegrityError) as info:
+            manager.get_secret(path, version=ask)
+        exc = info.value
+        assert (exc.path, exc.version) == (path, version)
+        self.clean("".join(traceback.format_exception(exc)) + repr(exc) + repr(exc.args))
+        failures = [e for e in self.events if e.type == "secret.integrity_failure"]
+        assert len(failures) == 1
+        event = failures[0]
+        assert (event.severity, event.outcome, event.subject) == ("critical", "failure", path)
+        assert event.details["version"] == version
+        self.clean(repr(event))
 
 
-def fails(store: Store, manager: SecretsManager, path: str, version: int,
-          *, ask: int | None = None) -> None:
-    assert_fails(manager, store.events, path, version, ask=ask, values=store.all_values(),
-                 keys=[store.key])
+def fails(
+    store: Store, manager: SecretsManager, path: str, version: int, ask: int | None = None
+) -> None:
+    Witness(store.events, store.all_values(), [store.key]).fails(manager, path, version, ask)
 
 
 def assert_others_intact(store: Store, *, skip: tuple[str, int]) -> None:
@@ -153,45 +171,43 @@ def assert_others_intact(store: Store, *, skip: tuple[str, int]) -> None:
             assert manager.get_secret(path, version=version) == data
 
 
-@pytest.mark.parametrize("position", sorted(POSITIONS))
+@pytest.mark.parametrize("where", POSITIONS)
 @pytest.mark.parametrize("column", ["ciphertext", "wrapped_key"])
-def test_flipped_byte_in_version_row_is_detected(store: Store, column: str, position: str) -> None:
+def test_flipped_byte_in_version_row_is_detected(store: Store, column: str, where: str) -> None:
     blob = store.blob(A, 2, column)
-    store.set_row(A, 2, **{column: flip(blob, POSITIONS[position](len(blob)))})
-    fails(store, store.manager, A, 2, ask=2)
+    store.set_row(A, 2, {column: flip(blob, position(where, len(blob)))})
+    fails(store, store.manager, A, 2, 2)
     fails(store, store.fresh(), A, 2)  # the latest version is the tampered one
     assert_others_intact(store, skip=(A, 2))
 
 
-@pytest.mark.parametrize("position", sorted(POSITIONS))
-def test_flipped_byte_in_kek_row_is_detected(store: Store, position: str) -> None:
+@pytest.mark.parametrize("where", POSITIONS)
+def test_flipped_byte_in_kek_row_is_detected(store: Store, where: str) -> None:
     blob = store.kek_blob()
-    store.set_kek(flip(blob, POSITIONS[position](len(blob))))
+    store.set_kek(flip(blob, position(where, len(blob))))
     manager = store.fresh()  # a process that has not unwrapped the KEK yet
     fails(store, manager, B, 1)
-    fails(store, manager, A, 1, ask=1)
+    fails(store, manager, A, 1, 1)
     store.set_kek(blob)
     assert_others_intact(store, skip=("", 0))
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=st.sampled_from(["ciphertext", "wrapped_key", "kek"]),
-       index=st.integers(0, 10_000), mask=st.integers(1, 255))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    target=st.sampled_from(["ciphertext", "wrapped_key", "kek"]),
+    index=st.integers(0, 10_000),
+    mask=st.integers(1, 255),
+)
 def test_any_flipped_byte_is_detected(store: Store, target: str, index: int, mask: int) -> None:
     original = store.kek_blob() if target == "kek" else store.blob(B, 1, target)
-    tampered = flip(original, index % len(original), mask)
+    put = store.set_kek if target == "kek" else lambda b: store.set_row(B, 1, {target: b})
     try:
-        if target == "kek":
-            store.set_kek(tampered)
-        else:
-            store.set_row(B, 1, **{target: tampered})
+        put(flip(original, index % len(original), mask))
         fails(store, store.fresh(), B, 1)
     finally:
-        if target == "kek":
-            store.set_kek(original)
-        else:
-            store.set_row(B, 1, **{target: original})
+        put(original)
     assert store.fresh().get_secret(B) == store.values[(B, 1)]
 
 
@@ -204,13 +220,10 @@ def test_row_copied_onto_another_secret_is_detected(store: Store, source: str) -
         store.fresh(namespace=namespace).store_secret(A, _value("m2"))
     src = {"other_path": (B, 1), "other_version": (A, 1), "other_namespace": (A, 2)}[source]
     columns = {c: store.blob(*src, c) for c in ("ciphertext", "wrapped_key")}
-    with store.raw.connect() as conn:
-        kek_version = conn.execute(select(versions_table.c.kek_version).where(
-            versions_table.c.namespace == "local", versions_table.c.path == src[0],
-            versions_table.c.version == src[1])).scalar_one()
-    store.set_row(A, 2, namespace=namespace, kek_version=kek_version, **columns)
+    kek_version = store.cell(*src, "kek_version")
+    store.set_row(A, 2, {"kek_version": kek_version, **columns}, namespace)
     fails(store, store.fresh(namespace=namespace), A, 2)
-    fails(store, store.fresh(namespace=namespace), A, 2, ask=2)
+    fails(store, store.fresh(namespace=namespace), A, 2, 2)
     assert store.manager.get_secret(src[0], version=src[1]) == store.values[src]
 
 
@@ -221,18 +234,17 @@ def test_changed_kek_version_is_detected(store: Store, kind: str) -> None:
             KeyEncryptionKeys(store.engine, store.key).create(conn, 2, 0.0)
     elif kind == "copied_kek_row":  # v1's wrapped KEK relabelled as v2
         with store.raw.begin() as conn:
-            conn.execute(insert(kek_table).values(version=2, wrapped_key=store.kek_blob(),
-                                                  created_at=0.0))
-    store.set_row(A, 2, kek_version=2 if kind != "missing_kek" else 99)
-    fails(store, store.fresh(), A, 2, ask=2)
+            conn.execute(
+                insert(kek_table).values(version=2, wrapped_key=store.kek_blob(), created_at=0.0)
+            )
+    store.set_row(A, 2, {"kek_version": 2 if kind != "missing_kek" else 99})
+    fails(store, store.fresh(), A, 2, 2)
     assert_others_intact(store, skip=(A, 2))
 
 
 def test_missing_kek_error_names_the_version_read_as_latest(store: Store) -> None:
-    store.set_row(A, 2, kek_version=99)
-    # BUG: SqlSecretsBackend.get raises SecretIntegrityError(path, version=None) when the
-    # row's KEK is missing and the caller asked for the latest version: the error (and the
-    # secret.integrity_failure event) does not say which version is broken (2).
+    store.set_row(A, 2, {"kek_version": 99})
+    # asked for the latest, the error (and the event) must still name the broken version
     fails(store, store.fresh(), A, 2)
 
 
@@ -245,27 +257,26 @@ def test_wrong_master_key_is_detected_and_leaks_nothing(tmp_path: Path) -> None:
 
     def manager(key: bytes) -> SecretsManager:
         text = base64.urlsafe_b64encode(key).decode().rstrip("=")
-        return build_secrets_manager(Settings(home=home, master_key=text, secrets_cache_ttl=0),
-                                     bus=bus)
+        return build_secrets_manager(
+            Settings(home=home, master_key=SecretStr(text), secrets_cache_ttl=0), bus=bus
+        )
 
     owner = manager(right)
     old, data = _value("old"), _value("owner")
     owner.store_secret("ex/kraken", old)
     assert owner.store_secret("ex/kraken", data) == 2
-    values, keys = [*old.values(), *data.values()], [right, wrong]
+    witness = Witness(seen, [*old.values(), *data.values()], [right, wrong])
     intruder = manager(wrong)  # a second manager over the same database file
     for version, ask in ((2, None), (2, 2), (1, 1)):
-        assert_fails(intruder, seen, "ex/kraken", version, ask=ask, values=values, keys=keys)
+        witness.fails(intruder, "ex/kraken", version, ask)
     with pytest.raises(SecretIntegrityError) as info:
         intruder.get_secret("ex/kraken")
-    assert_clean(f"{info.value}|{info.value!r}|{intruder!r}|{intruder.backend!r}", values, keys)
+    witness.clean(f"{info.value}|{info.value!r}|{intruder!r}|{intruder.backend!r}")
     assert owner.get_secret("ex/kraken") == data
 
 
 def test_write_with_wrong_master_key_raises_a_secrets_error(store: Store) -> None:
     intruder = store.fresh(key=os.urandom(32))
-    # BUG: KeyEncryptionKeys.current() lets the internal KekUnopenable escape from put():
-    # a write with the wrong master key raises a bare Exception, not a SecretsError.
     with pytest.raises(SecretsError):
         intruder.store_secret("intruder/x", {"k": "v"})
     assert store.manager.list_secrets("intruder") == []
@@ -275,8 +286,7 @@ def test_rotation_with_wrong_master_key_does_not_lock_out_the_owner(store: Store
     intruder = store.fresh(key=os.urandom(32))
     with pytest.raises(SecretsError):
         intruder.rotate_key()
-    # BUG: rotate_keks commits the new KEK (wrapped under the wrong key) before re-wrapping
-    # anything; it becomes the newest KEK, so the rightful owner can no longer write.
+    # the failed rotation must not leave a KEK behind that only the intruder's key opens
     owner = store.fresh()
     assert owner.store_secret(A, {"k": "after"}) == 3
     assert owner.get_secret(A) == {"k": "after"}
@@ -291,22 +301,20 @@ def test_no_error_repr_or_event_leaks_a_value(store: Store) -> None:
     store.manager.delete_secret(A, versions=[2])
     with pytest.raises(SecretNotFound) as missing:
         store.manager.get_secret(A, version=2)
-    store.set_row(B, 1, ciphertext=flip(store.blob(B, 1, "ciphertext"), 20))
+    store.set_row(B, 1, {"ciphertext": flip(store.blob(B, 1, "ciphertext"), 20)})
     with pytest.raises(SecretIntegrityError) as broken:
         store.manager.get_secret(B)
     for exc in (conflict.value, missing.value, broken.value):
         messages += [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
     store.manager.rotate_key()
     messages += [repr(e) for e in store.events]
-    assert {e.type for e in store.events} >= {"secret.written", "secret.read",
-                                             "secret.integrity_failure", "key.rotated"}
-    assert_clean("\n".join(messages), store.all_values(), [store.key])
+    assert {e.type for e in store.events} >= EXPECTED_EVENTS
+    Witness(store.events, store.all_values(), [store.key]).clean("\n".join(messages))
 
 
 def _files(db: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes()
-            for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
-            if p.exists()}
+    paths = (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
+    return {p.name: p.read_bytes() for p in paths if p.exists()}
 
 
 def _chunks(blobs: list[bytes], size: int = 24) -> list[bytes]:
@@ -327,10 +335,14 @@ def test_destroy_nulls_the_row_and_leaves_no_bytes_on_disk(store: Store) -> None
     store.manager.destroy_secret(A, versions=[1, 3])
     store.manager.destroy_secret(B)
     with store.raw.connect() as conn:
-        rows = conn.execute(select(versions_table).order_by(versions_table.c.path,
-                                                            versions_table.c.version)).all()
-    assert [(r.path, r.version, r.destroyed) for r in rows] == [(A, 1, True), (A, 2, False),
-                                                                (A, 3, True)]
+        rows = conn.execute(
+            select(versions_table).order_by(versions_table.c.path, versions_table.c.version)
+        ).all()
+    assert [(r.path, r.version, r.destroyed) for r in rows] == [
+        (A, 1, True),
+        (A, 2, False),
+        (A, 3, True),
+    ]
     for row in rows:
         nulls = (row.ciphertext, row.wrapped_key, row.kek_version)
         assert (nulls == (None, None, None)) == row.destroyed

@@ -76,7 +76,9 @@ class AlertEngine:
             if not isinstance(rule, AlertRule):
                 raise AlertConfigError(f"AlertEngine rules must be AlertRule objects, got {rule!r}")
             if rule.name in names:
-                raise AlertConfigError(f"two alert rules are named {rule.name!r}; names must differ")
+                raise AlertConfigError(
+                    f"two alert rules are named {rule.name!r}; names must differ"
+                )
             names.add(rule.name)
         if not self._sinks:
             raise AlertConfigError(

@@ -6,7 +6,7 @@ A rule is configured in code (:class:`AlertRule`) or in a TOML file (:func:`load
     name = "auth.login_failures"
     event_type = "auth.login_failed"   # exact dotted type, or a glob such as "auth.*"
     threshold = 5                      # this many matching events ...
-    window = "5m"                      # ... within this sliding window (seconds or "90s"/"5m"/"1h"/"1d")
+    window = "5m"                      # ... within this window (seconds, or "90s", "5m", "1h")
     group_by = "actor"                 # counted per actor; or subject, ip, outcome, details.<key>
     severity = "warning"               # of the alert: info, warning or critical
     min_severity = "info"              # optional: ignore events below this severity
@@ -207,7 +207,9 @@ def _rule_from_table(table: object) -> AlertRule:
     return AlertRule(**kwargs)
 
 
-def rules_from_mapping(data: Mapping[str, Any], *, source: str = "<rules>") -> tuple[AlertRule, ...]:
+def rules_from_mapping(
+    data: Mapping[str, Any], *, source: str = "<rules>"
+) -> tuple[AlertRule, ...]:
     """Build rules from parsed TOML (``{"rule": [{...}, ...]}``); errors name ``source``."""
     extra = sorted(set(data) - {"rule"})
     if extra:

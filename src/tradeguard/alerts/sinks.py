@@ -60,7 +60,7 @@ class Alert:
 
     def summary(self) -> str:
         """One line for humans and logs."""
-        grouped = f" {self.group_by}={self.key}" if self.group_by else ""
+        grouped = f" {self.group_by}={self.key!r}" if self.group_by else ""
         window = f" within {self.window_seconds:g}s" if self.window_seconds else ""
         extra = f" (+{self.suppressed} suppressed since the last alert)" if self.suppressed else ""
         text = f": {self.description}" if self.description else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -21,7 +21,7 @@ from tradeguard.audit.verify import Checkpoint, VerifyResult, verify_chain
 from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.errors import BackendUnavailable
 from tradeguard.events import SecurityEvent
-from tradeguard.storage import begin_write, is_sqlite
+from tradeguard.storage import begin_read, begin_write
 
 _R = schema.records
 _COLUMNS = (
@@ -88,14 +88,9 @@ class SqlAuditStore:
             ) from exc
         return sealed
 
-    @contextmanager
-    def snapshot(self) -> Iterator[Connection]:
+    def snapshot(self) -> AbstractContextManager[Connection]:
         """A read transaction that sees one consistent state of the chain."""
-        with self._engine.connect() as conn:
-            if not is_sqlite(self._engine):
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                yield conn
+        return begin_read(self._engine)
 
     def head(self, conn: Connection) -> Checkpoint | None:
         """The signed head."""

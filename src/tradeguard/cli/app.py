@@ -15,6 +15,7 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from tradeguard.cli.audit_cmd import audit_app
 from tradeguard.cli.common import fail, new_typer
 from tradeguard.cli.keys_cmd import keys_app
 from tradeguard.cli.secrets_cmd import secrets_app
@@ -36,6 +37,7 @@ app = new_typer(
 )
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 def _version_callback(value: bool) -> None:

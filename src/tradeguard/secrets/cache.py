@@ -28,6 +28,7 @@ class SecretCache:
         if ttl < 0 or max_entries < 0 or not 0 <= jitter < 1:
             raise ValueError("cache ttl and size must be >= 0, jitter in [0, 1)")
         self._clock = clock
+        self._monotonic = clock.monotonic
         self._ttl = ttl
         self._max = max_entries
         self._jitter = jitter
@@ -48,17 +49,25 @@ class SecretCache:
         return f"SecretCache(entries={len(self._entries)}, ttl={self._ttl}, max={self._max})"
 
     def get(self, path: str, version: int | None) -> tuple[int, dict[str, str]] | None:
-        """The cached (version, value), or None when absent or expired."""
+        """The cached (version, value), or None when absent or expired.
+
+        Lock-free on purpose (this is the hot path): a dict lookup is atomic under the GIL,
+        and a concurrent eviction only turns the LRU touch into a no-op.
+        """
         key = (path, version)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= self._clock.monotonic():
-                del self._entries[key]
-                return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._monotonic():
+            with self._lock:
+                if self._entries.get(key) is entry:
+                    del self._entries[key]
+            return None
+        try:
             self._entries.move_to_end(key)
-            return entry[1], entry[2]
+        except KeyError:
+            pass
+        return entry[1], entry[2]
 
     @property
     def epoch(self) -> int:
@@ -79,7 +88,7 @@ class SecretCache:
         ttl = self._ttl
         if self._jitter:
             ttl *= 1 - self._jitter * self._random.random()
-        entry = (self._clock.monotonic() + ttl, version, value)
+        entry = (self._monotonic() + ttl, version, value)
         with self._lock:
             if epoch is not None and epoch != self._epoch:
                 return

@@ -19,14 +19,6 @@ from tradeguard.secrets.paths import (
 )
 
 
-def _check_version(version: object) -> int | None:
-    if version is None:
-        return None
-    if type(version) is not int or version <= 0:
-        raise InvalidSecretValue("a version must be a positive integer")
-    return version
-
-
 class SecretsManager:
     """Versioned secrets: store, read (cached), list, delete, undelete, destroy, rotate.
 
@@ -49,6 +41,7 @@ class SecretsManager:
         self._bus = bus if bus is not None else EventBus(clock=clock)
         self._cache = SecretCache(clock, ttl=cache_ttl, max_entries=cache_size, jitter=cache_jitter)
         self._actor = actor
+        self.cache_hits = 0
 
     def __repr__(self) -> str:
         return f"SecretsManager(backend={self._backend.kind!r}, cache={self._cache!r})"
@@ -100,29 +93,32 @@ class SecretsManager:
         return version
 
     def get_secret(self, path: str, *, version: int | None = None) -> dict[str, str]:
-        """The latest live version of ``path`` (or ``version``), as a new dict."""
-        hit = self._cache.get(path, version)
+        """The latest live version of ``path`` (or ``version``), as a new dict.
+
+        A read from the backend publishes ``secret.read``; a cache hit does not (the
+        process already holds the value; hits are counted in ``cache_hits``).
+        """
+        if version is not None and (type(version) is not int or version <= 0):
+            raise InvalidSecretValue("a version must be a positive integer")
+        try:
+            hit = self._cache.get(path, version)
+        except TypeError:  # unhashable: certainly not a valid path
+            hit = None
         if hit is not None:
-            if self._bus.has_subscribers:
-                self._publish("secret.read", path, version=hit[0], cached=True)
+            self.cache_hits += 1
             return dict(hit[1])
         validate_path(path)
-        _check_version(version)
         epoch = self._cache.epoch
         try:
             number, data = self._backend.get(path, version)
         except SecretIntegrityError as exc:
             self._publish(
-                "secret.integrity_failure",
-                path,
-                severity="critical",
-                outcome="failure",
-                version=exc.version,
-                reason=exc.reason,
-            )
+                "secret.integrity_failure", path, severity="critical", outcome="failure",
+                version=exc.version, reason=exc.reason,
+            )  # fmt: skip
             raise
         self._cache.put(path, version, number, data, epoch)
-        self._publish("secret.read", path, version=number, cached=False)
+        self._publish("secret.read", path, version=number)
         return dict(data)
 
     def refresh(self, path: str) -> dict[str, str]:

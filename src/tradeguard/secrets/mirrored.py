@@ -28,13 +28,18 @@ class MirroredBackend:
         self.mirror = mirror
         self._bus = bus
         self.kind = primary.kind
+        # A KV version never changes once written, so each (path, version) is copied once.
+        self._mirrored: set[tuple[str, int]] = set()
 
     def __repr__(self) -> str:
         return f"MirroredBackend(primary={self.primary!r}, mirror={self.mirror!r})"
 
     def _copy(self, path: str, version: int, data: Mapping[str, str]) -> None:
+        if (path, version) in self._mirrored:
+            return
         try:
             self.mirror.put_exact(path, version, data)
+            self._mirrored.add((path, version))
         except SecretsError:
             _log.warning("could not mirror %s version %d locally", path, version, exc_info=True)
 
@@ -64,10 +69,17 @@ class MirroredBackend:
             )
             return number, data
         except SecretNotFound:
-            self.mirror.forget(path, None if version is None else (version,))
+            self._forget(path, None if version is None else (version,))
             raise
         self._copy(path, number, data)
         return number, data
+
+    def _forget(self, path: str, versions: tuple[int, ...] | None) -> None:
+        self._mirrored = {
+            key for key in self._mirrored
+            if key[0] != path or (versions is not None and key[1] not in versions)
+        }  # fmt: skip
+        self.mirror.forget(path, versions)
 
     def list(self, prefix: str) -> list[str]:
         """Listing needs the primary."""
@@ -80,7 +92,7 @@ class MirroredBackend:
     def delete(self, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
         """Delete on the primary; drop the mirrored copies so an outage cannot revive them."""
         done = self.primary.delete(path, versions)
-        self.mirror.forget(path, done)
+        self._forget(path, done)
         return done
 
     def undelete(self, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -90,7 +102,7 @@ class MirroredBackend:
     def destroy(self, path: str, versions: tuple[int, ...] | None) -> tuple[int, ...]:
         """Destroy on the primary and in the mirror."""
         done = self.primary.destroy(path, versions)
-        self.mirror.forget(path, None if versions is None else done)
+        self._forget(path, None if versions is None else done)
         return done
 
     def close(self) -> None:

@@ -22,13 +22,22 @@ from tradeguard.secrets.sql_schema import secret_versions as versions_table
 from tradeguard.storage import begin_write
 
 BATCH = 500
+KEY_STORE = "(key-encryption keys)"
 _PASSES = 3
 
 
 def rotate_keks(engine: Engine, keks: KeyEncryptionKeys, now: float) -> int:
     """Rotate and return the new KEK version; raise after the sweep if any blob was bad."""
     with begin_write(engine) as conn:
-        new_version = (keks.newest_version(conn) or 0) + 1
+        newest = keks.newest_version(conn)
+        if newest is not None:
+            try:
+                keks.get(newest, conn)  # a wrong master key must not add a KEK it alone can open
+            except KekUnopenable as exc:
+                raise SecretIntegrityError(
+                    KEY_STORE, None, f"{exc} (wrong master key?); nothing was rotated"
+                ) from None
+        new_version = (newest or 0) + 1
         new_kek = keks.create(conn, new_version, now)
     keks.remember(new_version, new_kek)
 

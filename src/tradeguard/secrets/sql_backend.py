@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tradeguard.clock import SYSTEM_CLOCK, Clock
@@ -27,9 +27,27 @@ from tradeguard.secrets.paths import decode_data, encode_data
 from tradeguard.secrets.sql_schema import metadata as schema
 from tradeguard.secrets.sql_schema import secret_versions as versions_table
 from tradeguard.secrets.sql_schema import secrets as secrets_table
-from tradeguard.storage import begin_write, is_sqlite
+from tradeguard.storage import begin_read, begin_write, is_sqlite
 
 T = TypeVar("T")
+
+_V = versions_table
+_READ_COLUMNS = (
+    _V.c.version, _V.c.deleted_at, _V.c.destroyed, _V.c.kek_version, _V.c.wrapped_key,
+    _V.c.ciphertext,
+)  # fmt: skip
+_OF_PATH = and_(_V.c.namespace == bindparam("ns"), _V.c.path == bindparam("path"))
+# Built once: composing a select() costs more than running it on SQLite.
+_READ_LATEST_LIVE = (
+    select(*_READ_COLUMNS)
+    .where(_OF_PATH, _V.c.deleted_at.is_(None), _V.c.destroyed.is_(False))
+    .order_by(_V.c.version.desc())
+    .limit(1)
+)
+_READ_VERSION = select(*_READ_COLUMNS).where(_OF_PATH, _V.c.version == bindparam("version"))
+_CURRENT_VERSION = select(secrets_table.c.current_version).where(
+    secrets_table.c.namespace == bindparam("ns"), secrets_table.c.path == bindparam("path")
+)
 _WRITE_ATTEMPTS = 8
 _READ_ATTEMPTS = 4
 _DESTROYED = "destroyed; it cannot be restored"
@@ -89,11 +107,7 @@ class SqlSecretsBackend:
         return and_(versions_table.c.namespace == self._namespace, versions_table.c.path == path)
 
     def _path_row(self, conn: Connection, path: str) -> Any:
-        return conn.execute(
-            select(secrets_table.c.current_version).where(
-                secrets_table.c.namespace == self._namespace, secrets_table.c.path == path
-            )
-        ).first()
+        return conn.execute(_CURRENT_VERSION, {"ns": self._namespace, "path": path}).first()
 
     def _open(self, path: str, row: Any, conn: Connection | None = None) -> dict[str, str]:
         sealed = envelope.SealedValue(row.ciphertext, row.wrapped_key, row.kek_version)
@@ -163,7 +177,12 @@ class SqlSecretsBackend:
                 ).rowcount
                 if moved != 1:  # another writer got there first (PostgreSQL read committed)
                     raise IntegrityError("current_version moved", None, Exception("race"))
-            kek_version, kek = self._keks.current(conn, now)
+            try:
+                kek_version, kek = self._keks.current(conn, now)
+            except KekUnopenable as exc:
+                raise SecretIntegrityError(
+                    path, new_version, f"{exc} (wrong master key?); nothing was written"
+                ) from None
             self._insert_version(conn, path, new_version, plaintext, kek_version, kek, now)
         self._keks.remember(kek_version, kek)
         return new_version
@@ -232,7 +251,10 @@ class SqlSecretsBackend:
                         )
                         .values(current_version=version, updated_at=now)
                     )
-                kek_version, kek = self._keks.current(conn, now)
+                try:
+                    kek_version, kek = self._keks.current(conn, now)
+                except KekUnopenable as exc:
+                    raise SecretIntegrityError(path, version, str(exc)) from None
                 self._insert_version(conn, path, version, plaintext, kek_version, kek, now)
             self._keks.remember(kek_version, kek)
 
@@ -247,35 +269,26 @@ class SqlSecretsBackend:
 
     def get(self, path: str, version: int | None) -> tuple[int, dict[str, str]]:
         """The asked version, or the highest live version of ``path``."""
-        columns = (
-            versions_table.c.version,
-            versions_table.c.deleted_at,
-            versions_table.c.destroyed,
-            versions_table.c.kek_version,
-            versions_table.c.wrapped_key,
-            versions_table.c.ciphertext,
-        )
-        query = select(*columns).where(self._key(path))
-        if version is None:
-            query = (
-                query.where(
-                    versions_table.c.deleted_at.is_(None), versions_table.c.destroyed.is_(False)
-                )
-                .order_by(versions_table.c.version.desc())
-                .limit(1)
-            )
-        else:
-            query = query.where(versions_table.c.version == version)
+        params: dict[str, object] = {"ns": self._namespace, "path": path}
+        query = _READ_LATEST_LIVE
+        if version is not None:
+            query, params["version"] = _READ_VERSION, version
+        row_version = version
         for _ in range(_READ_ATTEMPTS):
-            with self._engine.connect() as conn:
-                row = self._guard(lambda: conn.execute(query).first())
-                if row is None or row.deleted_at is not None or row.destroyed:
-                    raise SecretNotFound(path, version)
-                try:
-                    return int(row.version), self._open(path, row, conn)
-                except KekMissing:
-                    continue  # a rotation retired that KEK after we read the row: read again
-        raise SecretIntegrityError(path, version, "its key-encryption key is missing")
+            try:
+                with self._engine.connect() as conn:
+                    row = conn.execute(query, params).first()
+                    if row is None or row.deleted_at is not None or row.destroyed:
+                        raise SecretNotFound(path, version)
+                    row_version = int(row.version)
+                    return row_version, self._open(path, row, conn)
+            except KekMissing:
+                continue  # a rotation retired that KEK after we read the row: read again
+            except OperationalError as exc:
+                raise BackendUnavailable(
+                    f"the secrets database is unavailable ({type(exc.orig).__name__})"
+                ) from exc
+        raise SecretIntegrityError(path, row_version, "its key-encryption key is missing")
 
     def list(self, prefix: str) -> list[str]:
         """Paths in this namespace that start with ``prefix``."""
@@ -291,7 +304,7 @@ class SqlSecretsBackend:
 
     def metadata(self, path: str) -> SecretMetadata:
         """Every version of ``path`` with its state."""
-        with self._engine.connect() as conn:
+        with begin_read(self._engine) as conn:
             head = self._guard(
                 lambda: conn.execute(
                     select(secrets_table).where(

@@ -1,8 +1,8 @@
 """Database URL -> SQLAlchemy engine.
 
-SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` and foreign keys on;
-write transactions start with ``BEGIN IMMEDIATE`` so two writers never deadlock on a lock
-upgrade. PostgreSQL goes through psycopg 3 (the ``postgres`` extra).
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL``, foreign keys and
+``secure_delete`` on; write transactions start with ``BEGIN IMMEDIATE`` so two writers never
+deadlock on a lock upgrade. PostgreSQL goes through psycopg 3 (the ``postgres`` extra).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from tradeguard.errors import ConfigurationError
 
-_IMMEDIATE = "tradeguard_immediate"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -73,11 +72,6 @@ def _sqlite_engine(url: str) -> Engine:
         finally:
             cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
     if database and database != ":memory:":
         path = Path(database).expanduser()
         with engine.connect():
@@ -109,7 +103,33 @@ def _postgres_engine(url: str, scheme: str) -> Engine:
 
 @contextmanager
 def begin_write(engine: Engine) -> Iterator[Connection]:
-    """A write transaction: ``BEGIN IMMEDIATE`` on SQLite, a plain transaction elsewhere."""
-    with engine.connect().execution_options(**{_IMMEDIATE: True}) as connection:
-        with connection.begin():
+    """A write transaction: ``BEGIN IMMEDIATE`` on SQLite, a plain transaction elsewhere.
+
+    SQLite connections run in driver autocommit mode, so a lone statement is its own
+    transaction and costs no BEGIN; transactions are opened explicitly, here and in
+    :func:`begin_read`.
+    """
+    with _transaction(engine, "BEGIN IMMEDIATE") as connection:
+        yield connection
+
+
+@contextmanager
+def begin_read(engine: Engine) -> Iterator[Connection]:
+    """A read transaction that sees one snapshot (REPEATABLE READ on PostgreSQL)."""
+    with _transaction(engine, "BEGIN") as connection:
+        yield connection
+
+
+@contextmanager
+def _transaction(engine: Engine, sqlite_begin: str) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        if is_sqlite(engine):
+            connection.exec_driver_sql(sqlite_begin)
+        elif sqlite_begin == "BEGIN":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        try:
             yield connection
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
