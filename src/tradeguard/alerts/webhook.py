@@ -200,7 +200,7 @@ class WebhookSink:
             _log.warning("webhook %s closed: dropped %d queued alert(s)", self._target, abandoned)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self._backoff_max, self._backoff_base * 2.0 ** min(attempt, 64)) if attempt < 2 else self._backoff_base
+        delay = min(self._backoff_max, self._backoff_base * 2.0 ** min(attempt, 64))
         if self._jitter is not None:
             delay = self._jitter.uniform(0.0, delay)
         if retry_after is not None:
