@@ -1,7 +1,8 @@
 """Lazily built process-wide defaults behind the public functions; ``reset`` drops them.
 
-Building the default event bus also builds the audit log and subscribes it, so every event
-published on the default bus is recorded (``TRADEGUARD_AUDIT_ENABLED=false`` turns that off).
+Building the default event bus also subscribes the default metrics (``tradeguard.metrics``)
+and builds and subscribes the audit log, so every event published on the default bus is
+counted and recorded (``TRADEGUARD_AUDIT_ENABLED=false`` turns recording off).
 Events published while the audit log itself is being built (reading or creating its key)
 are buffered and recorded once it exists. At interpreter exit the audit queue is flushed.
 """
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from tradeguard.audit import AuditLog, build_audit_log
 from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.events import EventBus, SecurityEvent
+from tradeguard.metrics import default_metrics, reset_default_metrics
 from tradeguard.secrets import SecretsManager, build_secrets_manager
 from tradeguard.settings import Settings
 
@@ -56,6 +58,7 @@ def reset() -> None:
         audit.close()
     if secrets is not None:
         secrets.close()
+    reset_default_metrics()
 
 
 atexit.register(reset)
@@ -82,6 +85,7 @@ def get_event_bus() -> EventBus:
     with _defaults.lock:
         if _defaults.bus is None:
             _defaults.bus = EventBus(clock=_defaults.clock)
+            _defaults.bus.subscribe(default_metrics())
             if get_settings().audit_enabled:
                 try:
                     _attach_audit(_defaults.bus)

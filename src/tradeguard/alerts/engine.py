@@ -95,7 +95,7 @@ class AlertEngine:
         self._state: dict[str, OrderedDict[str, _KeyState]] = {
             rule.name: OrderedDict() for rule in self._rules
         }
-        import contextlib; self._lock = contextlib.nullcontext()  # type: ignore
+        self._lock = threading.Lock()
         self._fired = 0
         self._suppressed = 0
         self._evicted = 0

@@ -1,6 +1,6 @@
 """Secrets: versioned, envelope-encrypted credentials; local SQL store or Vault KV v2."""
 
-from tradeguard.secrets.backend import MirrorStore, SecretsBackend
+from tradeguard.secrets.backend import SecretsBackend
 from tradeguard.secrets.factory import build_secrets_manager
 from tradeguard.secrets.manager import SecretsManager
 from tradeguard.secrets.models import SecretMetadata, VersionInfo
@@ -8,7 +8,6 @@ from tradeguard.secrets.paths import validate_path
 from tradeguard.secrets.sql_backend import SqlSecretsBackend
 
 __all__ = [
-    "MirrorStore",
     "SecretMetadata",
     "SecretsBackend",
     "SecretsManager",

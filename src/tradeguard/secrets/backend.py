@@ -54,19 +54,3 @@ class SecretsBackend(Protocol):
         """Release connections."""
         ...
 
-
-@runtime_checkable
-class MirrorStore(Protocol):
-    """A local store able to hold copies of another backend's versions (the Vault fallback)."""
-
-    def put_exact(self, path: str, version: int, data: Mapping[str, str]) -> None:
-        """Store ``data`` as exactly ``version`` of ``path``."""
-        ...
-
-    def get(self, path: str, version: int | None) -> tuple[int, dict[str, str]]:
-        """As :meth:`SecretsBackend.get`."""
-        ...
-
-    def forget(self, path: str, versions: tuple[int, ...] | None) -> None:
-        """Drop copies (all of the path when ``versions`` is None)."""
-        ...

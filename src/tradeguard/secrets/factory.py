@@ -41,11 +41,11 @@ def resolve_master_key(settings: Settings, engine: Engine, *, create: bool) -> b
 
 
 def build_local_backend(
-    settings: Settings, engine: Engine, *, clock: Clock, create_key: bool, namespace: str = "local"
+    settings: Settings, engine: Engine, *, clock: Clock, create_key: bool
 ) -> SqlSecretsBackend:
     """The SQL-backed store over ``engine``."""
     master = resolve_master_key(settings, engine, create=create_key)
-    return SqlSecretsBackend(engine, master, namespace=namespace, clock=clock)
+    return SqlSecretsBackend(engine, master, clock=clock)
 
 
 def build_secrets_manager(
@@ -74,9 +74,10 @@ def build_secrets_manager(
                 "the Vault backend needs a token: set TRADEGUARD_VAULT_TOKEN (or VAULT_TOKEN)"
             )
         engine = engine or create_database_engine(settings.resolved_database_url())
-        mirror = build_local_backend(
-            settings, engine, clock=clock, create_key=create_key, namespace=address.label
-        )
+        from tradeguard.secrets.sql_mirror import SqlMirrorStore
+
+        master = resolve_master_key(settings, engine, create=create_key)
+        mirror = SqlMirrorStore(engine, master, namespace=address.label, clock=clock)
         primary = VaultSecretsBackend(address, token, timeout=settings.vault_timeout)
         backend = MirroredBackend(primary, mirror, bus)
         jitter = VAULT_CACHE_JITTER

@@ -15,7 +15,7 @@ from tradeguard.errors import BackendUnavailable, SecretNotFound, SecretsError
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.secrets.backend import SecretsBackend
 from tradeguard.secrets.models import SecretMetadata
-from tradeguard.secrets.sql_backend import SqlSecretsBackend
+from tradeguard.secrets.sql_mirror import SqlMirrorStore
 
 _log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ _log = logging.getLogger(__name__)
 class MirroredBackend:
     """``primary`` for everything; ``mirror`` only answers reads while ``primary`` is down."""
 
-    def __init__(self, primary: SecretsBackend, mirror: SqlSecretsBackend, bus: EventBus) -> None:
+    def __init__(self, primary: SecretsBackend, mirror: SqlMirrorStore, bus: EventBus) -> None:
         self.primary = primary
         self.mirror = mirror
         self._bus = bus

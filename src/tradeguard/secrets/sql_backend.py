@@ -48,7 +48,7 @@ _READ_VERSION = select(*_READ_COLUMNS).where(_OF_PATH, _V.c.version == bindparam
 _CURRENT_VERSION = select(secrets_table.c.current_version).where(
     secrets_table.c.namespace == bindparam("ns"), secrets_table.c.path == bindparam("path")
 )
-_WRITE_ATTEMPTS = 8
+WRITE_ATTEMPTS = 8
 _READ_ATTEMPTS = 4
 _DESTROYED = "destroyed; it cannot be restored"
 
@@ -89,8 +89,6 @@ class SqlSecretsBackend:
     def close(self) -> None:
         """Close pooled database connections."""
         self._engine.dispose()
-
-    # -- helpers -------------------------------------------------------------------------
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -133,7 +131,7 @@ class SqlSecretsBackend:
     def put(self, path: str, data: Mapping[str, str], *, cas: int | None) -> int:
         """Write the next version; ``cas`` must equal the current version (0: absent)."""
         plaintext = encode_data(data)
-        for _ in range(_WRITE_ATTEMPTS):
+        for _ in range(WRITE_ATTEMPTS):
             try:
                 return self._guard(lambda: self._put_once(path, plaintext, cas))
             except IntegrityError:
@@ -218,52 +216,6 @@ class SqlSecretsBackend:
                 ciphertext=sealed.ciphertext,
             )
         )
-
-    def put_exact(self, path: str, version: int, data: Mapping[str, str]) -> None:
-        """Store ``data`` as exactly ``version`` (mirroring another backend's numbering)."""
-        plaintext = encode_data(data)
-
-        def write() -> None:
-            now = self._now()
-            with begin_write(self._engine) as conn:
-                conn.execute(
-                    delete(versions_table).where(
-                        self._key(path), versions_table.c.version == version
-                    )
-                )
-                row = self._path_row(conn, path)
-                if row is None:
-                    conn.execute(
-                        insert(secrets_table).values(
-                            namespace=self._namespace,
-                            path=path,
-                            current_version=version,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                elif row.current_version < version:
-                    conn.execute(
-                        update(secrets_table)
-                        .where(
-                            secrets_table.c.namespace == self._namespace,
-                            secrets_table.c.path == path,
-                        )
-                        .values(current_version=version, updated_at=now)
-                    )
-                try:
-                    kek_version, kek = self._keks.current(conn, now)
-                except KekUnopenable as exc:
-                    raise SecretIntegrityError(path, version, str(exc)) from None
-                self._insert_version(conn, path, version, plaintext, kek_version, kek, now)
-            self._keks.remember(kek_version, kek)
-
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                return self._guard(write)
-            except IntegrityError:
-                continue
-        raise BackendUnavailable(f"could not mirror {path}: too much contention")
 
     # -- reads -------------------------------------------------------------------------
 
@@ -431,19 +383,6 @@ class SqlSecretsBackend:
         targets = self._guard(write)
         self._scrub()
         return targets
-
-    def forget(self, path: str, versions: tuple[int, ...] | None) -> None:
-        """Drop mirrored copies; a missing path or version is not an error here."""
-
-        def write() -> None:
-            with begin_write(self._engine) as conn:
-                query = delete(versions_table).where(self._key(path))
-                if versions is not None:
-                    query = query.where(versions_table.c.version.in_(versions))
-                conn.execute(query)
-
-        self._guard(write)
-        self._scrub()
 
     def _scrub(self) -> None:
         """Push freed pages out of the SQLite WAL so destroyed bytes do not linger there."""
