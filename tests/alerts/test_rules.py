@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -289,14 +290,17 @@ def test_engine_when_a_sink_raises_then_other_sinks_still_get_the_alert(
         def send(self, alert: Alert) -> None:
             raise RuntimeError("sink down")
 
+    before: list[Alert] = []
     got: list[Alert] = []
-    engine = AlertEngine(DEFAULT_RULES, [Broken(), CallbackSink(got.append)], clock=clock)
+    sinks = [CallbackSink(before.append), Broken(), CallbackSink(got.append)]
+    engine = AlertEngine(DEFAULT_RULES, sinks, clock=clock)
     bus = EventBus(clock=clock)
     seen: list[SecurityEvent] = []
     bus.subscribe(engine)
     bus.subscribe(seen.append)
     bus.publish(SecurityEvent("killswitch.engaged"))
     assert [a.rule for a in got] == ["killswitch.engaged"]
+    assert before == got
     assert len(seen) == 1
     assert engine.sink_errors == 1
     assert "sink down" in caplog.text
@@ -343,8 +347,9 @@ def test_engine_when_built_without_sinks_or_with_duplicate_rules_then_refused() 
 # --- concurrency ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("attempt", range(4))
 def test_engine_when_threads_publish_concurrently_then_exact_alert_count(
-    clock: FixedClock,
+    clock: FixedClock, attempt: int
 ) -> None:
     engine, sink = make_engine(clock)
     bus = EventBus(clock=clock)
@@ -361,12 +366,18 @@ def test_engine_when_threads_publish_concurrently_then_exact_alert_count(
             bus.publish(SecurityEvent("auth.login_failed", actor="hot"))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible to expose races
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(interval)
     assert sorted(a.key for a in sink.alerts) == sorted([*actors, "hot"])
     assert engine.suppressed == 195
+    assert engine.alerts_fired == 41
     assert all(a.count == 5 for a in sink.alerts)
 
 

@@ -128,7 +128,7 @@ def test_close_when_events_queued_then_flushed_and_later_submits_refused(
     for i in range(300):
         log.record(event(i))
     log.close()
-    fresh = SqlAuditStore(create_database_engine(str(store._engine.url)), KEY)  # noqa: SLF001
+    fresh = SqlAuditStore(create_database_engine(str(store._engine.url)), KEY)
     assert fresh.verify().checked == 300
     fresh.close()
     with pytest.raises(AuditWriteFailed, match="closed"):

@@ -53,4 +53,3 @@ class SecretsBackend(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
-
