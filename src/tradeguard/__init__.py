@@ -10,6 +10,7 @@ The safe calls live here; building blocks live in the submodules::
 from tradeguard.clock import Clock, FixedClock, SystemClock
 from tradeguard.errors import (
     AccountLocked,
+    AlertConfigError,
     AuditError,
     AuditWriteFailed,
     AuthError,
@@ -41,6 +42,7 @@ from tradeguard.errors import (
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.facade import (
     configure,
+    get_alert_engine,
     get_audit_log,
     get_clock,
     get_event_bus,
@@ -57,6 +59,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccountLocked",
+    "AlertConfigError",
     "AuditError",
     "AuditWriteFailed",
     "AuthError",
@@ -95,6 +98,7 @@ __all__ = [
     "VersionInfo",
     "__version__",
     "configure",
+    "get_alert_engine",
     "get_audit_log",
     "get_clock",
     "get_event_bus",

@@ -4,6 +4,7 @@ Every error tradeguard raises on purpose derives from :class:`TradeguardError`::
 
     TradeguardError
       ConfigurationError
+        AlertConfigError         (also a ValueError)
       SecretsError
         SecretNotFound
         InvalidSecretPath        (also a ValueError)
@@ -38,6 +39,10 @@ class TradeguardError(Exception):
 
 class ConfigurationError(TradeguardError):
     """Settings are missing, malformed or unsafe; the message names the setting to fix."""
+
+
+class AlertConfigError(ConfigurationError, ValueError):
+    """An alert rule, rule file or sink is misconfigured; the message names what to fix."""
 
 
 class SecretsError(TradeguardError):

@@ -1,7 +1,8 @@
 """Lazily built process-wide defaults behind the public functions; ``reset`` drops them.
 
-Building the default event bus also subscribes the default metrics (``tradeguard.metrics``)
-and builds and subscribes the audit log, so every event published on the default bus is
+Building the default event bus also subscribes the default metrics (``tradeguard.metrics``),
+the alert engine (``tradeguard.alerts``, rules and webhook from settings), and builds and
+subscribes the audit log, so every event published on the default bus is
 counted and recorded (``TRADEGUARD_AUDIT_ENABLED=false`` turns recording off).
 Events published while the audit log itself is being built (reading or creating its key)
 are buffered and recorded once it exists. At interpreter exit the audit queue is flushed.
@@ -13,6 +14,8 @@ import atexit
 import threading
 from collections.abc import Mapping
 
+from tradeguard.alerts import AlertEngine
+from tradeguard.alerts.factory import build_alert_engine
 from tradeguard.audit import AuditLog, build_audit_log
 from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.events import EventBus, SecurityEvent
@@ -31,6 +34,7 @@ class _Defaults:
         self.bus: EventBus | None = None
         self.secrets: SecretsManager | None = None
         self.audit: AuditLog | None = None
+        self.alerts: AlertEngine | None = None
 
 
 _defaults = _Defaults()
@@ -48,12 +52,15 @@ def configure(*, settings: Settings | None = None, clock: Clock | None = None) -
 def reset() -> None:
     """Flush and drop every lazily built default; the next call rebuilds from the environment."""
     with _defaults.lock:
-        audit, secrets = _defaults.audit, _defaults.secrets
+        audit, secrets, alerts = _defaults.audit, _defaults.secrets, _defaults.alerts
         _defaults.settings = None
         _defaults.clock = SYSTEM_CLOCK
         _defaults.bus = None
         _defaults.secrets = None
         _defaults.audit = None
+        _defaults.alerts = None
+    if alerts is not None:
+        alerts.close()
     if audit is not None:
         audit.close()
     if secrets is not None:
@@ -86,11 +93,15 @@ def get_event_bus() -> EventBus:
         if _defaults.bus is None:
             _defaults.bus = EventBus(clock=_defaults.clock)
             _defaults.bus.subscribe(default_metrics())
+            _defaults.alerts = build_alert_engine(get_settings(), clock=_defaults.clock)
+            _defaults.bus.subscribe(_defaults.alerts)
             if get_settings().audit_enabled:
                 try:
                     _attach_audit(_defaults.bus)
                 except BaseException:
                     _defaults.bus = None
+                    _defaults.alerts.close()
+                    _defaults.alerts = None
                     raise
         return _defaults.bus
 
@@ -122,6 +133,16 @@ def get_secrets_manager() -> SecretsManager:
                 get_settings(), bus=get_event_bus(), clock=_defaults.clock
             )
         return _defaults.secrets
+
+
+def get_alert_engine() -> AlertEngine:
+    """The default AlertEngine subscribed to the default bus."""
+    get_event_bus()
+    with _defaults.lock:
+        if _defaults.alerts is None:
+            _defaults.alerts = build_alert_engine(get_settings(), clock=_defaults.clock)
+            get_event_bus().subscribe(_defaults.alerts)
+        return _defaults.alerts
 
 
 def get_audit_log() -> AuditLog:

@@ -42,8 +42,11 @@ class Settings(BaseSettings):
         default=True, description="Record every bus event in the audit log."
     )
     audit_jsonl: Path | None = Field(default=None, description="Also append records to this file.")
+    alert_rules: Path | None = Field(default=None, description="TOML rules; default: built-in.")
+    alert_webhook_url: SecretStr | None = Field(default=None, repr=False)
+    alert_webhook_secret: SecretStr | None = Field(default=None, repr=False)
 
-    @field_validator("home", "master_key_file", "audit_jsonl", mode="after")
+    @field_validator("home", "master_key_file", "audit_jsonl", "alert_rules", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

@@ -16,7 +16,6 @@ Rules come from code (:class:`AlertRule`) or a TOML file (:func:`load_rules`).
 from tradeguard.alerts.engine import AlertEngine
 from tradeguard.alerts.rules import (
     DEFAULT_RULES,
-    AlertConfigError,
     AlertRule,
     load_rules,
     parse_rules,
@@ -31,6 +30,7 @@ from tradeguard.alerts.transport import (
     verify_signature,
 )
 from tradeguard.alerts.webhook import WebhookSink
+from tradeguard.errors import AlertConfigError
 
 __all__ = [
     "DEFAULT_RULES",

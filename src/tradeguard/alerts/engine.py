@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from tradeguard.alerts.rules import MAX_KEY_LENGTH, AlertConfigError, AlertRule
+from tradeguard.alerts.rules import MAX_KEY_LENGTH, AlertRule
 from tradeguard.alerts.sinks import Alert, AlertSink
 from tradeguard.clock import SYSTEM_CLOCK, Clock
+from tradeguard.errors import AlertConfigError
 from tradeguard.events import SecurityEvent
 
 SAMPLE_SIZE: Final = 5

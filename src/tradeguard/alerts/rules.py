@@ -30,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from tradeguard.errors import ConfigurationError
+from tradeguard.errors import AlertConfigError
 from tradeguard.events import SecurityEvent, Severity
 
 SEVERITY_RANK: Final[Mapping[str, int]] = {"info": 0, "warning": 1, "critical": 2}
@@ -47,10 +47,6 @@ _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
 _DETAILS_PATH = re.compile(r"^details(\.[A-Za-z0-9_-]+)+$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNITS: Final[Mapping[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-class AlertConfigError(ConfigurationError, ValueError):
-    """An alert rule, rule file or sink is misconfigured; the message names what to fix."""
 
 
 def _to_delta(value: object, what: str) -> timedelta:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import IO, Final, Literal
 from urllib.parse import urlsplit
 
-from tradeguard.alerts.rules import AlertConfigError
 from tradeguard.clock import SYSTEM_CLOCK, Clock
+from tradeguard.errors import AlertConfigError
 
 SIGNATURE_HEADER: Final = "X-Tradeguard-Signature"
 TIMESTAMP_HEADER: Final = "X-Tradeguard-Timestamp"

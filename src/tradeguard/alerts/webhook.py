@@ -31,10 +31,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 
-from tradeguard.alerts.rules import AlertConfigError
 from tradeguard.alerts.sinks import Alert
 from tradeguard.alerts.transport import Result, SignedPoster
 from tradeguard.clock import SYSTEM_CLOCK, Clock
+from tradeguard.errors import AlertConfigError
 
 _log = logging.getLogger(__name__)
 
