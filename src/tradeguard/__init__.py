@@ -36,8 +36,11 @@ from tradeguard.errors import (
     TokenReuseDetected,
     TokenRevoked,
     TradeguardError,
+    UserExists,
+    UserNotFound,
     ValidationError,
     VersionConflict,
+    WeakPassword,
 )
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.facade import (
@@ -93,9 +96,12 @@ __all__ = [
     "TokenReuseDetected",
     "TokenRevoked",
     "TradeguardError",
+    "UserExists",
+    "UserNotFound",
     "ValidationError",
     "VersionConflict",
     "VersionInfo",
+    "WeakPassword",
     "__version__",
     "configure",
     "get_alert_engine",

@@ -14,6 +14,8 @@ Every error tradeguard raises on purpose derives from :class:`TradeguardError`::
         BackendUnavailable
       AuthError
         InvalidCredentials, MFARequired, InvalidMFACode, AccountLocked, PermissionDenied
+        WeakPassword             (also a ValueError)
+        UserExists, UserNotFound
         TokenError
           TokenExpired, TokenInvalid, TokenRevoked, TokenReuseDetected
       ValidationError
@@ -114,11 +116,27 @@ class InvalidMFACode(AuthError):
 
 
 class AccountLocked(AuthError):
-    """Too many failures: the account is locked for a while."""
+    """Too many failures: the account is locked; ``retry_after`` says for how many seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class PermissionDenied(AuthError):
     """The caller lacks the permission the action needs."""
+
+
+class WeakPassword(AuthError, ValueError):
+    """A new password breaks the policy (length, or too guessable); the message says which."""
+
+
+class UserExists(AuthError):
+    """A user with that (normalised) name already exists."""
+
+
+class UserNotFound(AuthError):
+    """No such user (for administrative calls; logins answer InvalidCredentials)."""
 
 
 class TokenError(AuthError):
