@@ -7,6 +7,7 @@ The safe calls live here; building blocks live in the submodules::
     creds = tradeguard.get_secret("brokers/alpaca")
 """
 
+from tradeguard.auth import AuthHandler, Claims, Permission, Role, TokenPair, User
 from tradeguard.clock import Clock, FixedClock, SystemClock
 from tradeguard.errors import (
     AccountLocked,
@@ -44,9 +45,11 @@ from tradeguard.errors import (
 )
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.facade import (
+    authenticate,
     configure,
     get_alert_engine,
     get_audit_log,
+    get_auth_handler,
     get_clock,
     get_event_bus,
     get_secret,
@@ -54,6 +57,7 @@ from tradeguard.facade import (
     get_settings,
     reset,
     store_secret,
+    validate_token,
 )
 from tradeguard.secrets import SecretMetadata, SecretsManager, VersionInfo
 from tradeguard.settings import Settings
@@ -66,7 +70,9 @@ __all__ = [
     "AuditError",
     "AuditWriteFailed",
     "AuthError",
+    "AuthHandler",
     "BackendUnavailable",
+    "Claims",
     "Clock",
     "ConfigurationError",
     "EventBus",
@@ -78,10 +84,12 @@ __all__ = [
     "InvalidSecretValue",
     "MFARequired",
     "OrderRejected",
+    "Permission",
     "PermissionDenied",
     "RateLimitExceeded",
     "RequestRejected",
     "RiskError",
+    "Role",
     "SecretIntegrityError",
     "SecretMetadata",
     "SecretNotFound",
@@ -93,9 +101,11 @@ __all__ = [
     "TokenError",
     "TokenExpired",
     "TokenInvalid",
+    "TokenPair",
     "TokenReuseDetected",
     "TokenRevoked",
     "TradeguardError",
+    "User",
     "UserExists",
     "UserNotFound",
     "ValidationError",
@@ -103,9 +113,11 @@ __all__ = [
     "VersionInfo",
     "WeakPassword",
     "__version__",
+    "authenticate",
     "configure",
     "get_alert_engine",
     "get_audit_log",
+    "get_auth_handler",
     "get_clock",
     "get_event_bus",
     "get_secret",
@@ -113,4 +125,5 @@ __all__ = [
     "get_settings",
     "reset",
     "store_secret",
+    "validate_token",
 ]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from tradeguard.alerts import AlertEngine
 from tradeguard.alerts.factory import build_alert_engine
 from tradeguard.audit import AuditLog, build_audit_log
+from tradeguard.auth import AuthHandler, Claims, TokenPair, build_auth_handler
 from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.metrics import default_metrics, reset_default_metrics
@@ -35,6 +36,7 @@ class _Defaults:
         self.secrets: SecretsManager | None = None
         self.audit: AuditLog | None = None
         self.alerts: AlertEngine | None = None
+        self.auth: AuthHandler | None = None
 
 
 _defaults = _Defaults()
@@ -53,12 +55,16 @@ def reset() -> None:
     """Flush and drop every lazily built default; the next call rebuilds from the environment."""
     with _defaults.lock:
         audit, secrets, alerts = _defaults.audit, _defaults.secrets, _defaults.alerts
+        auth = _defaults.auth
         _defaults.settings = None
         _defaults.clock = SYSTEM_CLOCK
         _defaults.bus = None
         _defaults.secrets = None
         _defaults.audit = None
         _defaults.alerts = None
+        _defaults.auth = None
+    if auth is not None:
+        auth.close()
     if alerts is not None:
         alerts.close()
     if audit is not None:
@@ -152,6 +158,38 @@ def get_audit_log() -> AuditLog:
         if _defaults.audit is None:
             return _attach_audit(bus)
         return _defaults.audit
+
+
+def get_auth_handler() -> AuthHandler:
+    """The default AuthHandler, built from settings on first use."""
+    handler = _defaults.auth
+    if handler is not None:
+        return handler
+    with _defaults.lock:
+        if _defaults.auth is None:
+            _defaults.auth = build_auth_handler(
+                get_settings(), get_secrets_manager(), bus=get_event_bus(), clock=_defaults.clock
+            )
+        return _defaults.auth
+
+
+def authenticate(
+    username: str,
+    password: str,
+    mfa_code: str | None = None,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> TokenPair:
+    """Log in; returns the access and refresh tokens of a new session."""
+    return get_auth_handler().authenticate(
+        username, password, mfa_code, ip=ip, user_agent=user_agent
+    )
+
+
+def validate_token(token: str) -> Claims:
+    """The claims of a valid access token (raises a ``TokenError`` otherwise)."""
+    return get_auth_handler().validate_token(token)
 
 
 def store_secret(path: str, data: Mapping[str, str], *, cas: int | None = None) -> int:

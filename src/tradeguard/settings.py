@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,17 @@ class Settings(BaseSettings):
         default=True, description="Record every bus event in the audit log."
     )
     audit_jsonl: Path | None = Field(default=None, description="Also append records to this file.")
+    jwt_algorithm: Literal["EdDSA", "ES256", "RS256", "HS256"] = "EdDSA"
+    jwt_secret: SecretStr | None = Field(default=None, repr=False, description="HS256 only")
+    jwt_issuer: str = "tradeguard"
+    jwt_audience: str = "tradeguard"
+    access_ttl_seconds: int = Field(default=900, gt=0)
+    refresh_ttl_seconds: int = Field(default=604_800, gt=0)
+    session_max_seconds: int = Field(default=2_592_000, gt=0, description="absolute cap")
+    auth_state_ttl: float = Field(
+        default=1.0, ge=0, description="how long another process's revocations may take"
+    )
+    redis_url: SecretStr | None = Field(default=None, repr=False)
     alert_rules: Path | None = Field(default=None, description="TOML rules; default: built-in.")
     alert_webhook_url: SecretStr | None = Field(default=None, repr=False)
     alert_webhook_secret: SecretStr | None = Field(default=None, repr=False)
