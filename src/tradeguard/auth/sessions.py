@@ -149,18 +149,17 @@ class SessionsMixin(AuthCore):
     def _load_status(self, data: dict[str, Any]) -> tuple[float, Role | None, str]:
         role: Role | None = None
         why = ""
-        session = self._store.session(data["sid"])
-        user = self._store.user_by_id(data["sub"])
-        if self._store.is_revoked(data["jti"]):
+        row = self._store.token_status(data["sid"], data["jti"])
+        if row is not None and row.revoked is not None:
             why = "the token was revoked"
-        elif session is None or session.ended_at is not None or session.user_id != data["sub"]:
+        elif row is None or row.ended_at is not None or row.user_id != data["sub"]:
             why = "the session has ended"
-        elif session.absolute_expiry <= self._now():
+        elif row.absolute_expiry <= self._now():
             why = "the session reached its maximum age"
-        elif user is None or user.disabled:
+        elif row.role is None or row.disabled:
             why = "the account is disabled or gone"
         else:
-            role = user.role
+            role = Role(row.role)
         entry = (self._clock.monotonic() + self._state_ttl, role, why)
         with self._status_lock:
             if len(self._status) > 100_000:

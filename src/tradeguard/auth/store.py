@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tradeguard.auth import schema
@@ -17,6 +17,23 @@ from tradeguard.errors import BackendUnavailable, UserExists
 from tradeguard.storage import begin_write
 
 _U, _S, _F = schema.users, schema.sessions, schema.login_failures
+_R = schema.revocations
+
+# One round trip for everything a token's validity depends on besides its signature.
+_TOKEN_STATUS = (
+    select(
+        _S.c.user_id,
+        _S.c.ended_at,
+        _S.c.absolute_expiry,
+        _U.c.role,
+        _U.c.disabled,
+        _R.c.jti.label("revoked"),
+    )
+    .select_from(_S)
+    .outerjoin(_U, _U.c.id == _S.c.user_id)
+    .outerjoin(_R, _R.c.jti == bindparam("jti"))
+    .where(_S.c.id == bindparam("sid"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +186,14 @@ class AuthStore:
         """Live sessions of a user, newest first."""
         query = select(_S).where(_S.c.user_id == user_id, _S.c.ended_at.is_(None))
         return [_session(r) for r in self._read(query.order_by(_S.c.created_at.desc()))]
+
+    def token_status(self, session_id: str, jti: str) -> Any:
+        """Session, its user and the jti's revocation in one row (None: no such session)."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(_TOKEN_STATUS, {"sid": session_id, "jti": jti}).first()
+        except OperationalError as exc:
+            raise BackendUnavailable("the auth database is unavailable") from exc
 
     def rotate_refresh(self, session_id: str, old_jti: str, new_jti: str, now: float) -> bool:
         """Move the session to a new refresh token only if ``old_jti`` is still current."""
