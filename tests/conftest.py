@@ -12,7 +12,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import tradeguard
-from servers import BaoServer, PostgresServer, start_bao, start_postgres
+from servers import (
+    BaoServer,
+    PostgresServer,
+    RedisServer,
+    start_bao,
+    start_postgres,
+    start_redis,
+)
 from tradeguard.clock import FixedClock
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.settings import Settings
@@ -98,3 +105,21 @@ def settings_for(isolated_home: Path, master_key_text: str) -> Callable[..., Set
         return Settings(**values)  # type: ignore[arg-type]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The shared Redis server, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url

@@ -11,6 +11,7 @@ from tradeguard.auth import mfa
 from tradeguard.auth.lockout import LockoutPolicy
 from tradeguard.auth.passwords import PasswordHasher, PasswordPolicy
 from tradeguard.auth.rbac import Role
+from tradeguard.auth.shared_state import RedisAuthState
 from tradeguard.auth.store import AuthStore, UserRecord
 from tradeguard.auth.tokens import TokenService
 from tradeguard.auth.usernames import normalize_username
@@ -88,6 +89,7 @@ class AuthCore:
         refresh_ttl: int = 604_800,
         session_max: int = 2_592_000,
         state_ttl: float = 1.0,
+        shared: RedisAuthState | None = None,
     ) -> None:
         self._store = store
         self._tokens = tokens
@@ -103,6 +105,9 @@ class AuthCore:
         # jti -> (valid until (monotonic), role or None when refused, why refused)
         self._status: dict[str, tuple[float, Role | None, str]] = {}
         self._status_lock = threading.Lock()
+        self._shared = shared
+        if shared is not None:
+            shared.listen(self._drop_status)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(store={self._store.engine.dialect.name!r})"
@@ -118,7 +123,9 @@ class AuthCore:
         return self._tokens
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections (and stop listening to Redis)."""
+        if self._shared is not None:
+            self._shared.close()
         self._store.close()
 
     def _now(self) -> float:
@@ -130,10 +137,21 @@ class AuthCore:
         known = {k: fields.pop(k) for k in ("actor", "subject", "ip", "outcome") if k in fields}
         self._bus.publish(SecurityEvent(kind, severity=severity, details=fields, **known))
 
-    def _invalidate(self) -> None:
-        """Forget cached token status: a change made here applies at once."""
+    def _drop_status(self) -> None:
         with self._status_lock:
             self._status.clear()
+
+    def _invalidate(self) -> None:
+        """Forget cached token status here, and (with Redis) in every other process."""
+        self._drop_status()
+        if self._shared is not None:
+            self._shared.announce()
+
+    def _revoke_jti(self, jti: str, expires_at: float) -> None:
+        self._store.revoke(jti, expires_at, self._now())
+        if self._shared is not None:
+            self._shared.revoke(jti, int(expires_at - self._now()) + 1)
+        self._invalidate()
 
     def _user(self, username: str) -> UserRecord:
         name = normalize_username(username)
@@ -155,7 +173,11 @@ class AuthCore:
             step = mfa.verify_totp(
                 secret, code, at=self._clock.now(), last_used_step=user.mfa_last_step
             )
-            if step is not None and self._store.claim_mfa_step(user.id, step):
+            if (
+                step is not None
+                and (self._shared is None or self._shared.claim_mfa_step(user.id, step))
+                and self._store.claim_mfa_step(user.id, step)
+            ):
                 return "totp"
         index = mfa.match_recovery_code(code, user.recovery_codes)
         if index is not None:

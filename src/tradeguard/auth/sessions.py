@@ -150,7 +150,9 @@ class SessionsMixin(AuthCore):
         role: Role | None = None
         why = ""
         row = self._store.token_status(data["sid"], data["jti"])
-        if row is not None and row.revoked is not None:
+        if (row is not None and row.revoked is not None) or (
+            self._shared is not None and self._shared.is_revoked(data["jti"])
+        ):
             why = "the token was revoked"
         elif row is None or row.ended_at is not None or row.user_id != data["sub"]:
             why = "the session has ended"
@@ -181,7 +183,9 @@ class SessionsMixin(AuthCore):
         user = self._store.user_by_id(data["sub"])
         if session is None or session.ended_at is not None or session.user_id != data["sub"]:
             raise TokenRevoked("the session has ended")
-        if self._store.is_revoked(data["jti"]):
+        if self._store.is_revoked(data["jti"]) or (
+            self._shared is not None and self._shared.is_revoked(data["jti"])
+        ):
             raise TokenRevoked("the token was revoked")
         if session.absolute_expiry <= now:
             self._end(session.id, "max_age")
@@ -200,7 +204,7 @@ class SessionsMixin(AuthCore):
     def logout(self, token: str) -> None:
         """End the session of an access or refresh token and revoke that token."""
         data = self._any_token(token)
-        self._store.revoke(data["jti"], float(data["exp"]), self._now())
+        self._revoke_jti(data["jti"], float(data["exp"]))
         self._end(data["sid"], "logout")
         self._publish("auth.logout", subject=data["sid"], actor=data.get("username"))
 
@@ -215,8 +219,7 @@ class SessionsMixin(AuthCore):
         if not isinstance(jti, str) or not 16 <= len(jti) <= 64:
             raise TokenInvalid("not a token id")
         until = expires_at.timestamp() if expires_at else self._now() + self._refresh_ttl
-        self._store.revoke(jti, until, self._now())
-        self._invalidate()
+        self._revoke_jti(jti, until)
         self._publish("auth.token_revoked", subject=jti)
 
     def _end(self, session_id: str, reason: str) -> int:
