@@ -14,7 +14,7 @@ Every error tradeguard raises on purpose derives from :class:`TradeguardError`::
         BackendUnavailable
       AuthError
         InvalidCredentials, MFARequired, InvalidMFACode, AccountLocked, PermissionDenied
-        WeakPassword             (also a ValueError)
+        WeakPassword, InvalidUsername, UnknownRole   (also ValueErrors)
         UserExists, UserNotFound
         TokenError
           TokenExpired, TokenInvalid, TokenRevoked, TokenReuseDetected
@@ -129,6 +129,14 @@ class PermissionDenied(AuthError):
 
 class WeakPassword(AuthError, ValueError):
     """A new password breaks the policy (length, or too guessable); the message says which."""
+
+
+class InvalidUsername(AuthError, ValueError):
+    """A username breaks the rules (1-64 of letters, digits, '.', '_', '@', '-')."""
+
+
+class UnknownRole(AuthError, ValueError):
+    """A role name that is not ADMIN, TRADER, VIEWER or SERVICE."""
 
 
 class UserExists(AuthError):

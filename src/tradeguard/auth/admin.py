@@ -134,7 +134,7 @@ class AdminMixin(AuthCore):
         user = self._user(username)
         secret = self._mfa_secret(user.id)
         if user.mfa_state != "pending" or secret is None:
-            raise PermissionDenied("no MFA enrolment is pending: call enroll_mfa first")
+            raise PermissionDenied("no MFA enrolment is pending: start an enrolment first")
         step = mfa.verify_totp(
             secret, code, at=self._clock.now(), last_used_step=user.mfa_last_step
         )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from tradeguard.errors import PermissionDenied
+from tradeguard.errors import PermissionDenied, UnknownRole
 
 
 class Role(StrEnum):
@@ -49,7 +49,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
 
 
 def parse_role(value: Role | str) -> Role:
-    """A Role from itself or its name (case-insensitive); ValueError naming the choices."""
+    """A Role from itself or its name (case-insensitive); :class:`UnknownRole` otherwise."""
     if isinstance(value, Role):
         return value
     if isinstance(value, str):
@@ -57,7 +57,7 @@ def parse_role(value: Role | str) -> Role:
             return Role(value.strip().upper())
         except ValueError:
             pass
-    raise ValueError(f"unknown role {value!r}: choose one of {', '.join(r.value for r in Role)}")
+    raise UnknownRole(f"unknown role {value!r}: choose one of {', '.join(r.value for r in Role)}")
 
 
 def parse_permission(value: Permission | str) -> Permission:

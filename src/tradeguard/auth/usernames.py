@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from tradeguard.errors import InvalidUsername
+
 MAX_USERNAME = 64
 _VALID = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 
@@ -18,10 +20,10 @@ def normalize_username(raw: object) -> str | None:
 
 
 def require_username(raw: object) -> str:
-    """:func:`normalize_username` or ValueError saying what a username may hold."""
+    """:func:`normalize_username` or :class:`InvalidUsername` saying what one may hold."""
     name = normalize_username(raw)
     if name is None:
-        raise ValueError(
+        raise InvalidUsername(
             "a username is 1-64 characters: letters, digits, '.', '_', '@', '-', starting "
             "with a letter or digit"
         )

@@ -1,4 +1,4 @@
-"""The ``tradeguard`` command: ``init``, ``secrets …`` and ``keys …``.
+"""The ``tradeguard`` command: ``init``, ``secrets``, ``keys``, ``audit`` and the auth commands.
 
 Every expected failure prints one ``error: …`` line on stderr and exits 1; usage errors
 exit 2. No command prints the master key, and no command prints a secret value unless
@@ -15,10 +15,13 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from tradeguard.cli.apikeys_cmd import apikeys_app
 from tradeguard.cli.audit_cmd import audit_app
 from tradeguard.cli.common import fail, new_typer
 from tradeguard.cli.keys_cmd import keys_app
 from tradeguard.cli.secrets_cmd import secrets_app
+from tradeguard.cli.tokens_cmd import tokens_app
+from tradeguard.cli.users_cmd import users_app
 from tradeguard.errors import BackendUnavailable, ConfigurationError
 from tradeguard.facade import get_settings
 from tradeguard.secrets import build_secrets_manager
@@ -38,6 +41,9 @@ app = new_typer(
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(apikeys_app, name="apikeys")
 
 
 def _version_callback(value: bool) -> None:

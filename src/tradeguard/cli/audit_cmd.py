@@ -98,10 +98,6 @@ def follow(
     return after_seq
 
 
-def _flush_stdout() -> None:
-    sys.stdout.flush()
-
-
 LinesOpt = Annotated[
     int, typer.Option("-n", "--lines", min=0, metavar="N", help="How many records to show.")
 ]
@@ -140,7 +136,7 @@ def tail(
         return
     last = records[0].seq if records else _head_seq(log)
     try:
-        follow(log, last, _flushing(emit), sleep=POLL_SLEEP)
+        follow(log, last, emit, sleep=POLL_SLEEP)  # typer.echo flushes each line
     except KeyboardInterrupt:
         return
 
@@ -148,14 +144,6 @@ def tail(
 def _head_seq(log: AuditLog) -> int:
     newest = log.query(limit=1, newest_first=True)
     return newest[0].seq if newest else 0
-
-
-def _flushing(emit: Emit) -> Emit:
-    def emit_and_flush(record: AuditRecord) -> None:
-        emit(record)
-        _flush_stdout()
-
-    return emit_and_flush
 
 
 @audit_app.command("search")
@@ -210,7 +198,9 @@ def export(
     ] = "jsonl",
     output: Annotated[
         str,
-        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE (0600); '-': stdout."),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write to FILE (created 0600); '-': stdout."
+        ),
     ] = STDIN,
     since: SinceOpt = None,
     until: UntilOpt = None,

@@ -6,8 +6,10 @@ line numbers, never the text that may hold a value.
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -165,3 +167,36 @@ def read_stdin_values(keys: list[str]) -> dict[str, str]:
             raise typer.BadParameter(f"no line for {key} on stdin ({len(keys)} keys read '-')")
         values[key] = line.removesuffix("\n").removesuffix("\r")
     return values
+
+
+def when(moment: datetime | None) -> str:
+    """A UTC time as ``YYYY-MM-DD HH:MM:SS``, or ``-``."""
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_rows(rows: Sequence[dict[str, object]], *, as_json: bool) -> None:
+    """Rows as a JSON array, or as aligned columns headed by the keys (``-`` for None)."""
+    if as_json:
+        typer.echo(json.dumps(list(rows), indent=2, default=_json_value))
+        return
+    if not rows:
+        return
+    headers = list(rows[0])
+    cells = [[_cell(row[h]) for h in headers] for row in rows]
+    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]
+    for line in [[h.upper() for h in headers], *cells]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _json_value(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return when(value)
+    return str(value)
