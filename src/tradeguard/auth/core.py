@@ -104,6 +104,8 @@ class AuthCore:
         self._state_ttl = state_ttl
         # jti -> (valid until (monotonic), role or None when refused, why refused)
         self._status: dict[str, tuple[float, Role | None, str]] = {}
+        # sid -> (valid until, user id, absolute expiry, role or None, why refused)
+        self._sessions: dict[str, tuple[float, str | None, float, Role | None, str]] = {}
         self._status_lock = threading.Lock()
         self._shared = shared
         if shared is not None:
@@ -140,6 +142,7 @@ class AuthCore:
     def _drop_status(self) -> None:
         with self._status_lock:
             self._status.clear()
+            self._sessions.clear()
 
     def _invalidate(self) -> None:
         """Forget cached token status here, and (with Redis) in every other process."""

@@ -51,8 +51,9 @@ class SessionsMixin(AuthCore):
         track = name if name is not None and len(name) <= MAX_USERNAME else None
         now = self._now()
         who = {"actor": name or "(invalid)", "ip": ip}
-        if track is not None:
-            wait = retry_after(self._store.failures(track), now)
+        failures = self._store.failures(track) if track is not None else None
+        if track is not None and failures is not None:
+            wait = retry_after(failures, now)
             if wait is not None:
                 self._publish("auth.login_failed", outcome="locked", reason="locked", **who)
                 raise AccountLocked(
@@ -72,8 +73,8 @@ class SessionsMixin(AuthCore):
                 raise MFARequired("this account needs an MFA code")
             if self._check_second_factor(user, mfa_code) is None:
                 self._fail(track, "bad_mfa", who, error=InvalidMFACode("invalid MFA code"))
-        if track is not None:
-            self._store.clear_failures(track)
+        if track is not None and failures is not None and (failures.failures or failures.locks):
+            self._store.clear_failures(track)  # only write when there is something to reset
         self._upgrade_hash(user, password)
         pair = self._start_session(user, now, ip=ip, user_agent=user_agent)
         self._publish("auth.login_succeeded", outcome="success", subject=user.id,
@@ -147,27 +148,40 @@ class SessionsMixin(AuthCore):
         return cached[1]
 
     def _load_status(self, data: dict[str, Any]) -> tuple[float, Role | None, str]:
-        role: Role | None = None
-        why = ""
-        row = self._store.token_status(data["sid"], data["jti"])
-        if (row is not None and row.revoked is not None) or (
-            self._shared is not None and self._shared.is_revoked(data["jti"])
-        ):
-            why = "the token was revoked"
-        elif row is None or row.ended_at is not None or row.user_id != data["sub"]:
-            why = "the session has ended"
-        elif row.absolute_expiry <= self._now():
-            why = "the session reached its maximum age"
-        elif row.role is None or row.disabled:
-            why = "the account is disabled or gone"
-        else:
-            role = Role(row.role)
+        revoked = False
+        session = self._sessions.get(data["sid"])
+        if session is None or session[0] <= self._clock.monotonic():
+            # one query for the session, its user and this jti's revocation; the session part
+            # is kept for state_ttl, so a new token of a known session costs no query
+            row = self._store.token_status(data["sid"], data["jti"])
+            revoked = row is not None and row.revoked is not None
+            session = self._session_entry(row)
+            with self._status_lock:
+                self._sessions[data["sid"]] = session
+        if self._shared is not None and not revoked:
+            revoked = self._shared.is_revoked(data["jti"])
+        _, user_id, absolute_expiry, role, why = session
+        if revoked:
+            role, why = None, "the token was revoked"
+        elif role is not None and user_id != data["sub"]:
+            role, why = None, "the session has ended"
+        elif role is not None and absolute_expiry <= self._now():
+            role, why = None, "the session reached its maximum age"
         entry = (self._clock.monotonic() + self._state_ttl, role, why)
         with self._status_lock:
-            if len(self._status) > 100_000:
+            if len(self._status) > 100_000 or len(self._sessions) > 100_000:
                 self._status.clear()
+                self._sessions.clear()
             self._status[data["jti"]] = entry
         return entry
+
+    def _session_entry(self, row: Any) -> tuple[float, str | None, float, Role | None, str]:
+        until = self._clock.monotonic() + self._state_ttl
+        if row is None or row.ended_at is not None:
+            return until, None, 0.0, None, "the session has ended"
+        if row.role is None or row.disabled:
+            return until, row.user_id, row.absolute_expiry, None, "the account is disabled or gone"
+        return until, row.user_id, row.absolute_expiry, Role(row.role), ""
 
     # -- refresh, logout, revocation ---------------------------------------------------
 

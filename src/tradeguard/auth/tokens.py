@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import jwt
-from jwt.types import Options
+from jwt.algorithms import get_default_algorithms
 
 from tradeguard.auth.keys import KeyRing, KeyRingStore, SigningKey
 from tradeguard.clock import SYSTEM_CLOCK, Clock
@@ -49,9 +49,6 @@ MIN_JTI_LENGTH = 16
 MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z: callers can make a datetime
 _HEADER_KEYS = frozenset({"alg", "kid", "typ"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-# PyJWT reads the wall clock: iat/nbf/exp are checked against the injected clock instead.
-_OPTIONS: Options = {"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_nbf": False,
-                     "verify_iat": False}  # fmt: skip
 _Entry = tuple[dict[str, Any], int, str, tuple[str, ...]]  # claims, exp, typ, nested names
 _log = logging.getLogger(__name__)
 
@@ -142,6 +139,7 @@ class TokenService:
         self._clock = clock
         self._cache: OrderedDict[bytes, _Entry]
         self._cache = OrderedDict()
+        self._verifiers: dict[str, tuple[Any, Any]] = {}
         self._cache_size = cache_size
         self._max_bytes = max_token_bytes
         self._lock = threading.Lock()
@@ -183,6 +181,8 @@ class TokenService:
         removed = {k.kid for k in self._ring.keys} - {k.kid for k in ring.keys}
         self._ring = ring
         if removed:
+            for kid in removed:
+                self._verifiers.pop(kid, None)
             self.clear_cache()
 
     def refresh_keys(self) -> bool:
@@ -331,11 +331,36 @@ class TokenService:
         key = self._key_for(header.get("kid"))
         if header.get("alg") != key.algorithm:
             raise TokenInvalid("token alg does not match its key")
-        jwt.decode(token, key.public_key, algorithms=[key.algorithm], options=_OPTIONS,
-                   audience=self.audience, issuer=self.issuer, leeway=self.leeway)  # fmt: skip
+        algorithm, prepared = self._verifier(key)
+        signature = _segment(parts[2])
+        if not algorithm.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), prepared, signature):
+            raise TokenInvalid("token signature does not verify")
+        missing = [name for name in REQUIRED_CLAIMS if name not in claims]
+        if missing:
+            raise TokenInvalid(f"token lacks required claims: {', '.join(missing)}")
+        audience = claims["aud"]
+        if audience != self.audience and not (
+            isinstance(audience, list)
+            and all(isinstance(item, str) for item in audience)
+            and self.audience in audience
+        ):
+            raise TokenInvalid("token audience is wrong")
         exp, typ = self._check_claims(claims)
         nested = tuple(name for name, value in claims.items() if isinstance(value, list | dict))
         return claims, exp, typ, nested
+
+    def _verifier(self, key: SigningKey) -> tuple[Any, Any]:
+        """PyJWT's algorithm object for the key's own algorithm, and the prepared key.
+
+        The segments were already parsed strictly above, so the signature is checked with
+        PyJWT's primitive directly instead of having ``jwt.decode`` parse the token again.
+        """
+        cached = self._verifiers.get(key.kid)
+        if cached is None:
+            algorithm = get_default_algorithms()[key.algorithm]
+            cached = (algorithm, algorithm.prepare_key(key.public_key))
+            self._verifiers[key.kid] = cached
+        return cached
 
     def _key_for(self, kid: object) -> SigningKey:
         if not isinstance(kid, str) or not kid:
