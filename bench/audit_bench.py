@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from importlib.metadata import version as dist_version
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tradeguard.audit import AuditLog, AuditRecord, SqlAuditStore, verify_chain
 from tradeguard.events import EventBus, SecurityEvent
@@ -54,10 +55,25 @@ class CountingStore(SqlAuditStore):
         return super().append(events)
 
 
-def open_log(path: Path, key: bytes, **options: int) -> tuple[AuditLog, CountingStore]:
-    """The AuditLog under test (no bus of its own: verify publishes nothing)."""
-    store = CountingStore(create_database_engine(f"sqlite:///{path}"), key)
-    return AuditLog(store, bus=None, **options), store
+def open_log(
+    path: Path, key: bytes, *, max_queue: int = 100_000, synchronous: str = "FULL"
+) -> tuple[AuditLog, CountingStore]:
+    """The AuditLog under test (no bus of its own: verify publishes nothing).
+
+    ``synchronous`` other than FULL (the engine's setting) is only for the reference row
+    that shows how much of a durable append is the fsync.
+    """
+    engine = create_database_engine(f"sqlite:///{path}")
+    if synchronous != "FULL":
+
+        @event.listens_for(engine, "connect")
+        def _relax(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute(f"PRAGMA synchronous = {synchronous}")
+
+        engine.dispose()  # drop the connection opened (with FULL) while building the engine
+
+    store = CountingStore(engine, key)
+    return AuditLog(store, bus=None, max_queue=max_queue), store
 
 
 def subscribed(log: AuditLog) -> EventBus:
@@ -129,10 +145,12 @@ def bench_publish(path: Path, key: bytes, rounds: int) -> dict[str, list[float]]
     return results
 
 
-def bench_durable(path: Path, key: bytes, threads: int, per_thread: int) -> tuple[float, float]:
+def bench_durable(
+    path: Path, key: bytes, threads: int, per_thread: int, synchronous: str = "FULL"
+) -> tuple[float, float]:
     """(c) durable appends/s: ``threads`` threads each doing ``per_thread`` sequential
     ``record(event, wait=True)``; also the mean batch (transaction) size."""
-    log, store = open_log(path, key)
+    log, store = open_log(path, key, synchronous=synchronous)
     stamped = replace(EVENT, time=datetime.now(UTC))
     log.record(stamped, wait=True)  # warm-up: connection and statement caches
     store.appends = 0
@@ -160,7 +178,7 @@ def _process_worker(path: str, key: bytes, n: int, index: int, barrier: Barrier)
     log, _ = open_log(Path(path), key)
     event = replace(EVENT, actor=f"bot-{index + 1}")
     publish = subscribed(log).publish
-    barrier.wait()
+    barrier.wait(timeout=300)  # a worker that dies before the start breaks it
     for _ in range(n):
         publish(event)
     assert log.flush(timeout=None)
@@ -179,7 +197,7 @@ def bench_processes(path: Path, key: bytes, n: int) -> tuple[float, bool, str]:
     ]
     for proc in procs:
         proc.start()
-    barrier.wait()
+    barrier.wait(timeout=300)  # a worker that dies before the start breaks it
     start = time.perf_counter_ns()
     for proc in procs:
         proc.join()
@@ -275,6 +293,8 @@ def main() -> int:
                 f"    {threads:2} thread(s) x {each:,}: {durable[threads]:8,.0f} appends/s, "
                 f"mean batch {batch:.1f}  [{verdict(durable[threads] >= TARGET_DURABLE)}]"
             )
+        off, _ = bench_durable(home / "c-off.db", key, 1, sequential, synchronous="OFF")
+        print(f"    reference, 1 thread, synchronous=OFF (no fsync, not durable): {off:,.0f}/s")
         passing = [t for t in (1, 8) if durable[t] >= TARGET_DURABLE]
         ok_durable = bool(passing)
         print(

@@ -77,6 +77,29 @@ def audit_key() -> bytes:
     return load_or_create_audit_key(tradeguard.get_secrets_manager())
 
 
+# -- no log yet -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["tail", "search", "verify", "export"])
+def test_command_when_home_has_no_database_then_exit_1_and_nothing_created(
+    isolated_home: Path, command: str
+) -> None:
+    result = run("audit", command)
+
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.startswith("error: no audit log at ")
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
+    assert not isolated_home.exists()
+
+
+def test_search_when_since_invalid_and_no_database_then_usage_error_first(
+    isolated_home: Path,
+) -> None:
+    assert_usage_error(run("audit", "search", "--since", "soon"), contains="--since")
+    assert not isolated_home.exists()
+
+
 # -- tail --------------------------------------------------------------------------------
 
 

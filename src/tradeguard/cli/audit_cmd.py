@@ -19,8 +19,8 @@ from typing import IO, Annotated
 import typer
 
 from tradeguard.audit import AuditLog, AuditRecord
-from tradeguard.cli.common import STDIN, new_typer
-from tradeguard.facade import get_audit_log
+from tradeguard.cli.common import STDIN, fail, new_typer
+from tradeguard.facade import get_audit_log, get_settings
 
 audit_app = new_typer("Read, search, verify and export the tamper-evident audit log.")
 
@@ -44,6 +44,21 @@ def parse_iso(value: str | None, option: str = "--since") -> datetime | None:
             param_hint=option,
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def open_log() -> AuditLog:
+    """The default AuditLog; refuses an embedded database that does not exist yet.
+
+    Opening the log creates what is missing, so a mistyped ``TRADEGUARD_HOME`` would
+    otherwise get a fresh key and an empty chain, and ``verify`` would call it ok.
+    """
+    settings = get_settings()
+    if settings.database_url is None and not settings.database_path.exists():
+        fail(
+            f"no audit log at {settings.database_path}: check TRADEGUARD_HOME, "
+            "or run `tradeguard init`"
+        )
+    return get_audit_log()
 
 
 def format_line(record: AuditRecord) -> str:
@@ -127,7 +142,7 @@ def tail(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the last N records, oldest first; with --follow, then every new one."""
-    log = get_audit_log()
+    log = open_log()
     emit = printer(as_json)
     records = log.query(limit=lines, newest_first=True) if lines else []
     for record in reversed(records):
@@ -158,13 +173,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the records matching every filter, oldest first (at most --limit)."""
-    records = get_audit_log().query(
-        since=parse_iso(since),
-        until=parse_iso(until, "--until"),
-        type=type_,
-        actor=actor,
-        limit=limit + 1,
-    )
+    start, end = parse_iso(since), parse_iso(until, "--until")
+    records = open_log().query(since=start, until=end, type=type_, actor=actor, limit=limit + 1)
     emit = printer(as_json)
     for record in records[:limit]:
         emit(record)
@@ -178,7 +188,7 @@ def search(
 @audit_app.command("verify")
 def verify() -> None:
     """Check every record's MAC and link up to the signed head; exit 1 if broken."""
-    result = get_audit_log().verify()
+    result = open_log().verify()
     if result.ok:
         typer.echo(f"ok: {result.checked} records verified")
         return
@@ -218,7 +228,7 @@ def export(
         "type": type_,
         "actor": actor,
     }
-    log = get_audit_log()
+    log = open_log()
     if output == STDIN:
         log.export(sys.stdout, **filters)
         return
@@ -227,4 +237,4 @@ def export(
     typer.echo(f"exported {count} records to {output}")
 
 
-__all__ = ["audit_app", "follow", "format_line", "parse_iso", "poll_new"]
+__all__ = ["audit_app", "follow", "format_line", "open_log", "parse_iso", "poll_new"]
