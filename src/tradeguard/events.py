@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -31,14 +30,20 @@ _SENSITIVE_KEY = re.compile(
 )
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _log = logging.getLogger(__name__)
+_set = object.__setattr__
 
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_sensitive_cache: dict[str, bool] = {}
 
 
-@lru_cache(maxsize=4096)
 def _is_sensitive(key: str) -> bool:
-    return _SENSITIVE_KEY.search(key) is not None
+    known = _sensitive_cache.get(key)
+    if known is None:
+        if len(_sensitive_cache) > 4096:  # keys are code-defined; bound it anyway
+            _sensitive_cache.clear()
+        known = _sensitive_cache[key] = _SENSITIVE_KEY.search(key) is not None
+    return known
 
 
 def redact(value: Any) -> Any:
@@ -46,10 +51,18 @@ def redact(value: Any) -> Any:
 
     Mappings are walked recursively, as are lists and tuples inside them.
     """
-    if type(value) in _SCALARS:
+    kind = type(value)
+    if kind in _SCALARS:
         return value
-    if isinstance(value, Mapping):
-        return {str(k): REDACTED if _is_sensitive(str(k)) else redact(v) for k, v in value.items()}
+    if kind is dict or kind is MappingProxyType or isinstance(value, Mapping):
+        cleaned: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key if type(key) is str else str(key)
+            if _is_sensitive(name):
+                cleaned[name] = REDACTED
+            else:
+                cleaned[name] = item if type(item) in _SCALARS else redact(item)
+        return cleaned
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value
@@ -108,16 +121,19 @@ class EventBus:
         subscribers = self._subscribers
         if not subscribers:
             return event
-        event = SecurityEvent(
-            event.type,
-            actor=event.actor,
-            subject=event.subject,
-            ip=event.ip,
-            outcome=event.outcome,
-            severity=event.severity,
-            details=MappingProxyType(redact(event.details)) if event.details else _EMPTY,
-            time=event.time or self._clock.now(),
+        # Rebuilt without __init__: the fields were validated when the event was made.
+        stamped = object.__new__(SecurityEvent)
+        _set(stamped, "type", event.type)
+        _set(stamped, "actor", event.actor)
+        _set(stamped, "subject", event.subject)
+        _set(stamped, "ip", event.ip)
+        _set(stamped, "outcome", event.outcome)
+        _set(stamped, "severity", event.severity)
+        _set(
+            stamped, "details", MappingProxyType(redact(event.details)) if event.details else _EMPTY
         )
+        _set(stamped, "time", event.time or self._clock.now())
+        event = stamped
         for subscriber in subscribers:
             try:
                 subscriber(event)

@@ -8,10 +8,9 @@ the key cannot forge a record or re-link the chain.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,8 +41,15 @@ def canonical_details(details: Mapping[str, Any]) -> str:
 
 
 def format_time(when: datetime) -> str:
-    """Fixed-width UTC ISO-8601 with microseconds, so text order is time order."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width UTC ISO-8601 with microseconds, so text order is time order.
+
+    A naive datetime is taken as UTC (never as the machine's local time).
+    """
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    elif when.utcoffset():
+        when = when.astimezone(UTC)
+    return when.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -93,10 +99,17 @@ class AuditRecord:
         )  # fmt: skip
 
 
+_material = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def mac_of_row(key: bytes, row: Sequence[Any]) -> str:
+    """HMAC-SHA256 (hex) of ``[seq, time, ..., details, prev_hash]`` in that order."""
+    return hmac.digest(key, _material(list(row)).encode("utf-8"), "sha256").hex()
+
+
 def record_mac(key: bytes, seq: int, fields: tuple[Any, ...], prev_hash: str) -> str:
     """HMAC-SHA256 (hex) of a record's canonical form; ``fields`` = time..details."""
-    material = json.dumps([seq, *fields, prev_hash], ensure_ascii=False, separators=(",", ":"))
-    return hmac.new(key, material.encode("utf-8"), hashlib.sha256).hexdigest()
+    return mac_of_row(key, (seq, *fields, prev_hash))
 
 
 def fields_of(record: AuditRecord) -> tuple[Any, ...]:
@@ -127,5 +140,4 @@ def seal_event(
 
 def checkpoint_mac(key: bytes, kind: str, seq: int, hash_: str) -> str:
     """MAC of a checkpoint (the signed head, or a prune anchor)."""
-    material = json.dumps(["checkpoint", kind, seq, hash_], separators=(",", ":"))
-    return hmac.new(key, material.encode("utf-8"), hashlib.sha256).hexdigest()
+    return mac_of_row(key, ("checkpoint", kind, seq, hash_))

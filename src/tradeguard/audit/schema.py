@@ -5,11 +5,13 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
+_SEQ = BigInteger().with_variant(Integer, "sqlite")
 
 records = Table(
     "tg_audit_record",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    # on SQLite an INTEGER PRIMARY KEY is the rowid itself: no second index to maintain
+    Column("seq", _SEQ, primary_key=True, autoincrement=False),
     Column("time", String(32), nullable=False, index=True),
     Column("type", String(128), nullable=False, index=True),
     Column("actor", String(256), nullable=True, index=True),

@@ -33,7 +33,11 @@ class _Ticket:
 
 
 class BatchWriter:
-    """Drains queued events into ``append`` in batches on one daemon thread."""
+    """Drains queued events into ``append`` in batches on one daemon thread.
+
+    The producer's path takes no lock: a deque append (atomic) and, when the writer sleeps,
+    setting an Event. Locks are taken only for backpressure, flush and close.
+    """
 
     def __init__(
         self,
@@ -56,12 +60,11 @@ class BatchWriter:
         self._max_retry_delay = max_retry_delay
         self._max_attempts = max_attempts
         self._queue: deque[tuple[SecurityEvent, _Ticket | None]] = deque()
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self._idle = threading.Condition(self._lock)
+        self._wakeup = threading.Event()
+        self._changed = threading.Condition()  # room in the queue, or the writer went idle
         self._in_flight = 0
         self._closing = False
+        self._finished = False
         self._stop = threading.Event()
         self.committed = 0
         self.failures = 0
@@ -72,17 +75,18 @@ class BatchWriter:
         self, event: SecurityEvent, *, wait: bool = False, timeout: float | None = None
     ) -> None:
         """Queue ``event``; with ``wait``, return only once it is committed."""
+        if self._closing:
+            raise AuditWriteFailed("the audit writer is closed; the event was not recorded")
+        if len(self._queue) >= self._max_queue:
+            with self._changed:  # backpressure: wait for room, never drop
+                while len(self._queue) >= self._max_queue and not self._closing:
+                    self._changed.wait(0.1)
         ticket = _Ticket() if wait else None
-        with self._lock:
-            if self._closing:
-                raise AuditWriteFailed("the audit writer is closed; the event was not recorded")
-            while len(self._queue) >= self._max_queue:
-                self._not_full.wait()  # backpressure: never drop
-                if self._closing:
-                    raise AuditWriteFailed("the audit writer closed while the queue was full")
-            self._queue.append((event, ticket))
-            if len(self._queue) == 1:
-                self._not_empty.notify()
+        self._queue.append((event, ticket))
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+        if self._finished:  # raced with close(): write it here rather than lose it
+            self._drain()
         if ticket is not None:
             if not ticket.done.wait(timeout):
                 raise AuditWriteFailed(f"the audit record was not durable within {timeout} s")
@@ -93,8 +97,8 @@ class BatchWriter:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything queued so far is committed; False on timeout."""
-        with self._lock:
-            return self._idle.wait_for(lambda: not self._queue and not self._in_flight, timeout)
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._queue and not self._in_flight, timeout)
 
     @property
     def pending(self) -> int:
@@ -103,38 +107,41 @@ class BatchWriter:
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop accepting events, write what is queued, stop the thread."""
-        with self._lock:
-            self._closing = True
-            self._not_empty.notify_all()
-            self._not_full.notify_all()
+        self._closing = True
+        self._wakeup.set()
+        with self._changed:
+            self._changed.notify_all()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            _log.critical(
-                "audit writer did not finish within %s s; %d events pending", timeout, self.pending
-            )
-
-    def _take_batch(self) -> list[tuple[SecurityEvent, _Ticket | None]] | None:
-        with self._lock:
-            while not self._queue:
-                if self._closing:
-                    return None
-                self._not_empty.wait()
-            count = min(len(self._queue), self._max_batch)
-            batch = [self._queue.popleft() for _ in range(count)]
-            self._in_flight = count
-            self._not_full.notify_all()
-            return batch
+            _log.critical("audit writer did not finish within %s s; %d events pending",
+                          timeout, self.pending)  # fmt: skip
+            return
+        self._finished = True
+        self._drain()
 
     def _run(self) -> None:
         while True:
-            batch = self._take_batch()
-            if batch is None:
+            self._wakeup.wait()
+            self._wakeup.clear()
+            self._drain()
+            if self._closing and not self._queue:
                 return
-            self._write(batch)
-            with self._lock:
+
+    def _drain(self) -> None:
+        while self._queue:
+            count = min(len(self._queue), self._max_batch)
+            self._in_flight = count
+            batch = []
+            for _ in range(count):
+                try:
+                    batch.append(self._queue.popleft())
+                except IndexError:  # another drainer (close racing a late submit) took it
+                    break
+            if batch:
+                self._write(batch)
+            with self._changed:
                 self._in_flight = 0
-                if not self._queue:
-                    self._idle.notify_all()
+                self._changed.notify_all()
 
     def _write(self, batch: list[tuple[SecurityEvent, _Ticket | None]]) -> None:
         events = [event for event, _ in batch]
