@@ -22,6 +22,8 @@ Every error tradeguard raises on purpose derives from :class:`TradeguardError`::
         RequestRejected, RateLimitExceeded, IPBlocked
       RiskError
         OrderRejected            (carries the violations)
+        InvalidOrder, InvalidAccountState   (also ValueErrors)
+        RiskStateUnavailable, CalendarUnavailable
       AuditError
         AuditWriteFailed
 
@@ -205,3 +207,27 @@ class AuditError(TradeguardError):
 
 class AuditWriteFailed(AuditError):
     """An audit record could not be committed (a durable append failed or timed out)."""
+
+
+class InvalidOrder(RiskError, ValueError):
+    """An order is malformed; ``problems`` lists ``(field, reason)`` for every fault found."""
+
+    def __init__(self, problems: tuple[tuple[str, str], ...]) -> None:
+        self.problems = problems
+        super().__init__("malformed order: " + "; ".join(f"{f}: {r}" for f, r in problems))
+
+
+class InvalidAccountState(RiskError, ValueError):
+    """An account snapshot or quote is malformed; the message names the field."""
+
+
+class RiskStateUnavailable(RiskError):
+    """The trading-state store could not be read or written; the cause is chained."""
+
+
+class CalendarUnavailable(RiskError):
+    """No trustworthy answer (unknown venue, instant not covered, no build): refuse orders."""
+
+    def __init__(self, venue: str, reason: str) -> None:
+        super().__init__(f"market calendar for {venue!r} unavailable: {reason}")
+        self.venue, self.reason = venue, reason

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Mapping
+from datetime import datetime
 
 from tradeguard.alerts import AlertEngine
 from tradeguard.alerts.factory import build_alert_engine
@@ -21,6 +22,9 @@ from tradeguard.auth import AuthHandler, Claims, TokenPair, build_auth_handler
 from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.metrics import default_metrics, reset_default_metrics
+from tradeguard.risk import AccountState, OrderDecision, RiskEngine
+from tradeguard.risk import validate_order as _validate_order
+from tradeguard.risk.factory import build_risk_engine
 from tradeguard.secrets import SecretsManager, build_secrets_manager
 from tradeguard.settings import Settings
 
@@ -37,6 +41,7 @@ class _Defaults:
         self.audit: AuditLog | None = None
         self.alerts: AlertEngine | None = None
         self.auth: AuthHandler | None = None
+        self.risk: RiskEngine | None = None
 
 
 _defaults = _Defaults()
@@ -63,6 +68,7 @@ def reset() -> None:
         _defaults.audit = None
         _defaults.alerts = None
         _defaults.auth = None
+        _defaults.risk = None
     if auth is not None:
         auth.close()
     if alerts is not None:
@@ -190,6 +196,39 @@ def authenticate(
 def validate_token(token: str) -> Claims:
     """The claims of a valid access token (raises a ``TokenError`` otherwise)."""
     return get_auth_handler().validate_token(token)
+
+
+def get_risk_engine() -> RiskEngine:
+    """The default RiskEngine (its rate, duplicate and kill-switch state carry over calls)."""
+    engine = _defaults.risk
+    if engine is not None:
+        return engine
+    with _defaults.lock:
+        if _defaults.risk is None:
+            _defaults.risk = build_risk_engine(
+                get_settings(), bus=get_event_bus(), clock=_defaults.clock
+            )
+        return _defaults.risk
+
+
+def validate_order(
+    order: object,
+    account_value: object = None,
+    *,
+    account: AccountState | None = None,
+    positions: Mapping[str, object] | None = None,
+    prices: Mapping[str, object] | None = None,
+    now: datetime | None = None,
+) -> OrderDecision:
+    """Check an order against the default engine; never raises for malformed order content.
+
+    The seed's ``validate_order(order_dict, account_value=10000)`` works as written.
+    """
+    return _validate_order(
+        order,  # type: ignore[arg-type]
+        account_value=account_value, account=account, positions=positions, prices=prices,
+        now=now, engine=get_risk_engine(),
+    )  # fmt: skip
 
 
 def store_secret(path: str, data: Mapping[str, str], *, cas: int | None = None) -> int:

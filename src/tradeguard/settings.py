@@ -54,11 +54,14 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="how long another process's revocations may take"
     )
     redis_url: SecretStr | None = Field(default=None, repr=False)
+    risk_config: Path | None = Field(default=None, description="TOML risk limits")
     alert_rules: Path | None = Field(default=None, description="TOML rules; default: built-in.")
     alert_webhook_url: SecretStr | None = Field(default=None, repr=False)
     alert_webhook_secret: SecretStr | None = Field(default=None, repr=False)
 
-    @field_validator("home", "master_key_file", "audit_jsonl", "alert_rules", mode="after")
+    @field_validator(
+        "home", "master_key_file", "audit_jsonl", "alert_rules", "risk_config", mode="after"
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

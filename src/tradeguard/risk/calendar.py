@@ -37,7 +37,7 @@ from types import ModuleType
 from typing import NamedTuple
 
 from tradeguard.clock import SYSTEM_CLOCK, Clock
-from tradeguard.errors import RiskError
+from tradeguard.errors import CalendarUnavailable
 
 CRYPTO = "CRYPTO"  # the always-open venue
 HORIZON = timedelta(days=365)  # built this far past the clock's now, as exchange_calendars does
@@ -48,14 +48,6 @@ _F = "%Y-%m-%d %H:%M %Z"  # how instants read in messages
 _UNKNOWN = "unknown venue: neither CRYPTO nor an exchange_calendars name or alias"
 _NAT = -(2**63)  # exchange_calendars' "no break" in its *_nanos arrays
 _COLUMNS = ("opens", "closes", "break_starts", "break_ends")
-
-
-class CalendarUnavailable(RiskError):
-    """No trustworthy answer (unknown venue, instant not covered, no build): refuse orders."""
-
-    def __init__(self, venue: str, reason: str) -> None:
-        super().__init__(f"market calendar for {venue!r} unavailable: {reason}")
-        self.venue, self.reason = venue, reason
 
 
 class SessionBounds(NamedTuple):
