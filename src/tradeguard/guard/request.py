@@ -1,0 +1,245 @@
+"""Whole-request inspection: sizes, content type, JSON shape, and every string in it.
+
+Order of the checks (cheap and content-free first): URL length, header count and size,
+body size (from Content-Length before any byte is read, else while streaming), content
+type, then the path, each query value and each JSON string leaf through
+:func:`~tradeguard.guard.inspect.validate_input`. A rejection names a stable reason code
+and the field, never the offending value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from tradeguard.guard.inspect import Threat, validate_input
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestLimits:
+    """Bounds a request must stay within."""
+
+    max_body_bytes: int = MIB
+    max_url_chars: int = 8192
+    max_headers: int = 100
+    max_header_bytes: int = 16_384
+    max_json_depth: int = 32
+    max_json_keys: int = 1000
+    max_query_fields: int = 256
+    max_field_chars: int = 64 * 1024
+    content_types: tuple[str, ...] = ("application/json", "application/x-www-form-urlencoded")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVerdict:
+    """``allowed``, or the stable ``reason`` code, the ``field`` and any threats found."""
+
+    allowed: bool
+    reason: str | None = None
+    field: str | None = None
+    status: int = 200
+    threats: tuple[Threat, ...] = ()
+    json: Any = None
+
+    @classmethod
+    def refuse(
+        cls, reason: str, status: int, field: str | None = None, threats: tuple[Threat, ...] = ()
+    ) -> RequestVerdict:
+        """A rejection."""
+        return cls(False, reason, field, status, threats)
+
+
+def check_content_length(value: str | None, limits: RequestLimits) -> RequestVerdict | None:
+    """Refuse from the header alone (before reading the body); None when fine or absent."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit() or len(text) > 18:
+        return RequestVerdict.refuse("INVALID_CONTENT_LENGTH", 400, "content-length")
+    if int(text) > limits.max_body_bytes:
+        return RequestVerdict.refuse("BODY_TOO_LARGE", 413, "body")
+    return None
+
+
+class BodyTooLarge(Exception):
+    """Raised by :func:`read_limited` once the stream passes the limit (internal)."""
+
+
+def read_limited(chunks: Iterable[bytes], limit: int) -> bytes:
+    """Join a streamed body, stopping as soon as it exceeds ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _json_depth_ok(raw: str, max_depth: int) -> bool:
+    """Linear pre-scan of bracket depth outside strings (json.loads would recurse first)."""
+    depth = 0
+    in_string = escaped = False
+    for char in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return False
+        elif char in "]}":
+            depth -= 1
+    return True
+
+
+def _leaves(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """(field path, text) for every string key and leaf of parsed JSON."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else key
+            yield f"{name} (key)", key
+            yield from _leaves(item, name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{where}[{index}]")
+
+
+def _parse_json(body: bytes, limits: RequestLimits) -> tuple[Any, RequestVerdict | None]:
+    keys = 0
+
+    def count(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal keys
+        keys += len(pairs)
+        if keys > limits.max_json_keys:
+            raise OverflowError
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise KeyError(key)
+            result[key] = value
+        return result
+
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, RequestVerdict.refuse("INVALID_ENCODING", 400, "body")
+    if not _json_depth_ok(text, limits.max_json_depth):
+        return None, RequestVerdict.refuse("JSON_TOO_DEEP", 400, "body")
+    try:
+        return json.loads(text, object_pairs_hook=count, parse_constant=_reject_constant), None
+    except OverflowError:
+        return None, RequestVerdict.refuse("JSON_TOO_MANY_KEYS", 400, "body")
+    except KeyError:
+        return None, RequestVerdict.refuse("JSON_DUPLICATE_KEY", 400, "body")
+    except (ValueError, RecursionError):
+        return None, RequestVerdict.refuse("MALFORMED_JSON", 400, "body")
+
+
+def _reject_constant(_: str) -> None:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _inspect(where: str, text: str, limits: RequestLimits) -> RequestVerdict | None:
+    verdict = validate_input(text, field=where, max_chars=limits.max_field_chars)
+    if verdict.safe:
+        return None
+    return RequestVerdict.refuse("THREAT_DETECTED", 400, where, verdict.threats)
+
+
+def inspect_request(
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes | Iterable[bytes] | None,
+    *,
+    client_ip: str | None = None,
+    limits: RequestLimits | None = None,
+) -> RequestVerdict:
+    """Inspect a whole request; the verdict says allowed, or why not (code and field).
+
+    ``headers`` are matched case-insensitively; ``query`` is the raw query string; ``body``
+    is the raw bytes or an iterable of chunks (read no further than the limit). The parsed
+    JSON body is returned on ``verdict.json`` so a caller need not parse it again.
+    ``client_ip`` is accepted for the caller's logging; bans and rate limits are separate.
+    """
+    del client_ip
+    limits = limits or RequestLimits()
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if len(path) + len(query) > limits.max_url_chars:
+        return RequestVerdict.refuse("URL_TOO_LONG", 414, "url")
+    if len(lowered) > limits.max_headers:
+        return RequestVerdict.refuse("TOO_MANY_HEADERS", 431, "headers")
+    if sum(len(k) + len(v) for k, v in lowered.items()) > limits.max_header_bytes:
+        return RequestVerdict.refuse("HEADERS_TOO_LARGE", 431, "headers")
+    early = check_content_length(lowered.get("content-length"), limits)
+    if early is not None:
+        return early
+    try:
+        raw = body if isinstance(body, bytes) else read_limited(body or (), limits.max_body_bytes)
+    except BodyTooLarge:
+        return RequestVerdict.refuse("BODY_TOO_LARGE", 413, "body")
+    if len(raw) > limits.max_body_bytes:
+        return RequestVerdict.refuse("BODY_TOO_LARGE", 413, "body")
+    try:
+        decoded_path = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return RequestVerdict.refuse("INVALID_ENCODING", 400, "path")
+    # the URL path is always absolute: inspect it as text (traversal, injection), not as a
+    # file-name field, which would refuse any leading '/'
+    verdict = validate_input(decoded_path, max_chars=limits.max_url_chars)
+    if not verdict.safe:
+        return RequestVerdict.refuse("THREAT_DETECTED", 400, "path", verdict.threats)
+    try:
+        pairs = parse_qsl(
+            query, keep_blank_values=True, max_num_fields=limits.max_query_fields, errors="strict"
+        )
+    except (ValueError, UnicodeDecodeError):
+        return RequestVerdict.refuse("MALFORMED_QUERY", 400, "query")
+    for name, value in pairs:
+        refused = _inspect(f"query.{name}", value, limits) or _inspect("query (name)", name, limits)
+        if refused is not None:
+            return refused
+    parsed: Any = None
+    if raw:
+        content_type = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type not in limits.content_types:
+            return RequestVerdict.refuse("UNSUPPORTED_CONTENT_TYPE", 415, "content-type")
+        if content_type == "application/json":
+            parsed, problem = _parse_json(raw, limits)
+            if problem is not None:
+                return problem
+            for where, text in _leaves(parsed, ""):
+                refused = _inspect(where or "body", text, limits)
+                if refused is not None:
+                    return refused
+        else:
+            try:
+                form = parse_qsl(
+                    raw.decode("utf-8"),
+                    keep_blank_values=True,
+                    max_num_fields=limits.max_query_fields,
+                    errors="strict",
+                )
+            except (ValueError, UnicodeDecodeError):
+                return RequestVerdict.refuse("MALFORMED_FORM", 400, "body")
+            for name, value in form:
+                refused = _inspect(f"form.{name}", value, limits)
+                if refused is not None:
+                    return refused
+    return RequestVerdict(True, json=parsed)
