@@ -52,6 +52,7 @@ from tradeguard.errors import (
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.facade import (
     authenticate,
+    check_rate_limit,
     configure,
     get_alert_engine,
     get_audit_log,
@@ -62,6 +63,7 @@ from tradeguard.facade import (
     get_secret,
     get_secrets_manager,
     get_settings,
+    get_validator,
     reset,
     store_secret,
     validate_order,
@@ -128,6 +130,7 @@ __all__ = [
     "WeakPassword",
     "__version__",
     "authenticate",
+    "check_rate_limit",
     "configure",
     "get_alert_engine",
     "get_audit_log",
@@ -138,6 +141,7 @@ __all__ = [
     "get_secret",
     "get_secrets_manager",
     "get_settings",
+    "get_validator",
     "reset",
     "store_secret",
     "validate_order",

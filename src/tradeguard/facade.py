@@ -21,6 +21,8 @@ from tradeguard.audit import AuditLog, build_audit_log
 from tradeguard.auth import AuthHandler, Claims, TokenPair, build_auth_handler
 from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.events import EventBus, SecurityEvent
+from tradeguard.guard.factory import build_validator
+from tradeguard.guard.validator import SecurityValidator
 from tradeguard.metrics import default_metrics, reset_default_metrics
 from tradeguard.risk import AccountState, OrderDecision, RiskEngine
 from tradeguard.risk import validate_order as _validate_order
@@ -42,6 +44,7 @@ class _Defaults:
         self.alerts: AlertEngine | None = None
         self.auth: AuthHandler | None = None
         self.risk: RiskEngine | None = None
+        self.validator: SecurityValidator | None = None
 
 
 _defaults = _Defaults()
@@ -69,6 +72,7 @@ def reset() -> None:
         _defaults.alerts = None
         _defaults.auth = None
         _defaults.risk = None
+        _defaults.validator = None
     if auth is not None:
         auth.close()
     if alerts is not None:
@@ -196,6 +200,24 @@ def authenticate(
 def validate_token(token: str) -> Claims:
     """The claims of a valid access token (raises a ``TokenError`` otherwise)."""
     return get_auth_handler().validate_token(token)
+
+
+def get_validator() -> SecurityValidator:
+    """The default SecurityValidator (inspection, rate limits, IP bans)."""
+    validator = _defaults.validator
+    if validator is not None:
+        return validator
+    with _defaults.lock:
+        if _defaults.validator is None:
+            _defaults.validator = build_validator(
+                get_settings(), bus=get_event_bus(), clock=_defaults.clock
+            )
+        return _defaults.validator
+
+
+def check_rate_limit(identity: str, action: str) -> tuple[bool, str]:
+    """The seed's ``allowed, msg = check_rate_limit("user123", "order_submissions")``."""
+    return get_validator().check_rate_limit(identity, action)
 
 
 def get_risk_engine() -> RiskEngine:

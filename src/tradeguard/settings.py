@@ -54,6 +54,8 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="how long another process's revocations may take"
     )
     redis_url: SecretStr | None = Field(default=None, repr=False)
+    rate_limits: Path | None = Field(default=None, description="TOML [limits] / [fail_mode]")
+    trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs of proxies")
     risk_config: Path | None = Field(default=None, description="TOML risk limits")
     alert_rules: Path | None = Field(default=None, description="TOML rules; default: built-in.")
     alert_webhook_url: SecretStr | None = Field(default=None, repr=False)

@@ -1,0 +1,268 @@
+"""Inspect untrusted text: the request guard's one entry point for field values.
+
+:func:`validate_input` decodes a value the way a web stack would (see
+:mod:`tradeguard.guard.normalize`) and asks four detectors whether what is left would
+change the meaning of a SQL query, an HTML page, a file path or a shell command; it also
+refuses control characters. It never raises on a ``str``, fails closed on anything else,
+and says why in :class:`Threat` records: a kind, a stable rule name and a sentence.
+
+This is defence in depth. It catches the common and the encoded payloads and it will still
+miss some, and flag a few odd harmless values. It is never a substitute for parameterised
+queries, context-aware output encoding (see :func:`escape_html`), path canonicalisation
+against an allow-listed root, and passing argument lists (not strings) to subprocesses.
+
+Cost: a fast pre-filter answers most ordinary values (names, numbers, e-mail addresses)
+without decoding; everything else is decoded and scanned in linear time. A value longer
+than ``max_chars`` (64 KiB by default) is refused unread with a ``size`` threat.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from typing import Final
+
+from tradeguard.guard import cmdi, sqli, traversal, xss
+from tradeguard.guard.normalize import TOO_COMPLEX, decode
+
+__all__ = [
+    "COMMAND_INJECTION",
+    "CONTROL_CHARACTERS",
+    "DEFAULT_MAX_CHARS",
+    "INVALID_TYPE",
+    "MAX_MARKS",
+    "PATH_TRAVERSAL",
+    "SIZE",
+    "SQL_INJECTION",
+    "XSS",
+    "InputVerdict",
+    "Threat",
+    "escape_html",
+    "sanitize_text",
+    "validate_input",
+]
+
+# The values of Threat.kind.
+SQL_INJECTION: Final = "sql_injection"
+XSS: Final = "xss"
+PATH_TRAVERSAL: Final = "path_traversal"
+COMMAND_INJECTION: Final = "command_injection"
+CONTROL_CHARACTERS: Final = "control_characters"
+SIZE: Final = "size"
+INVALID_TYPE: Final = "invalid_type"
+
+DEFAULT_MAX_CHARS: Final = 64 * 1024
+"""Longest value inspected, in characters; longer values are refused unread."""
+MAX_MARKS: Final = 70_000
+"""Most ASCII punctuation marks in one (decoded) value: more than a value under the
+default cap can hold. Past it the value is refused as ``too_complex``: every detector
+walks punctuation, so this bounds the work a long value can cause."""
+
+
+@dataclass(frozen=True, slots=True)
+class Threat:
+    """One reason a value was refused: ``kind`` (e.g. ``sql_injection``), ``rule``, ``detail``.
+
+    ``rule`` is a stable name (``union_select``, ``event_handler``, ``dot_segment`` ...);
+    ``detail`` explains it in words. Neither ever repeats the value itself.
+    """
+
+    kind: str
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputVerdict:
+    """The outcome of :func:`validate_input`: ``safe`` is True only when ``threats`` is empty."""
+
+    safe: bool
+    threats: tuple[Threat, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.safe == bool(self.threats):
+            raise ValueError("a verdict is safe exactly when it has no threats")
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The threat kinds found (empty when safe)."""
+        return frozenset(threat.kind for threat in self.threats)
+
+
+_SAFE: Final = InputVerdict(safe=True)
+_FAST_PATH_CHARS: Final = 4096
+_PLAIN: Final = re.compile(r"[^A-Za-z0-9 ,.@_?!+*/'\"-]")
+_QUOTE_OPERATORS: Final = re.compile(r"[/?!+*-]")
+_FAST_WORDS: Final = frozenset(
+    """union select or and xor order group having where procedure into limit waitfor exec
+    execute declare drop insert delete update shutdown like rlike regexp between is case
+    when truncate create backup exists sounds ping nc ncat netcat curl wget bash sh python
+    perl php ruby telnet nslookup dig ssh ftp tftp powershell cmd certutil""".split()
+)
+_WORD: Final = re.compile(r"[a-z]++")
+_PLAIN_WORDS: Final = _FAST_WORDS - {"or", "and", "xor"}
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_KEEP_TAB_LF: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]++")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_SQL_STRUCTURE: Final = re.compile(r"[;()#=<>|&\\]|--|/\*|@@")
+_SQL_OPERATOR: Final = re.compile(r"[-+*/%^~!]")
+_CMDI_HINT: Final = re.compile(r"[;|&`\n\r(/\\$]|<!--")
+
+
+def _plain(value: str) -> bool:
+    """Fast path: nothing any detector could act on. Only a subset of the harmless values
+    qualifies (letters, digits, spaces and a few marks, in shapes no rule can use); every
+    other value takes the full path, so this can only make the guard faster, not laxer."""
+    if len(value) > _FAST_PATH_CHARS:
+        return False
+    if value.isalnum():
+        # Only event-handler names (onload) and hex spellings (0x2e) need a closer look.
+        return not (value[0] in "oO" and value[1:2] in "nN") and "0x" not in value.lower()
+    if not value.isascii() or _PLAIN.search(value) is not None:
+        return False
+    lowered = value.lower()
+    if "--" in value or ".." in value or "@@" in value or "0x" in lowered or "+a" in lowered:
+        return False
+    if "xp_" in lowered or "sp_" in lowered:
+        return False
+    if lowered.lstrip(" \"'")[:2] == "on":
+        return False
+    quoted = "'" in value or '"' in value
+    if quoted:
+        if _QUOTE_OPERATORS.search(value):
+            return False
+        lowered = lowered.replace("'", " ").replace('"', " ")
+    if "/" in value and (
+        "/*" in value
+        or "*/" in value
+        or traversal.names_system_file(value)
+        or cmdi.names_binary(value)
+    ):
+        return False
+    if "." in value and ("ini" in lowered or ".ht" in lowered or "config" in lowered):
+        return False
+    # Without quotes or comparison marks, AND/OR alone cannot form any SQL rule.
+    words = _FAST_WORDS if quoted else _PLAIN_WORDS
+    return words.isdisjoint(_WORD.findall(lowered))
+
+
+def _control_threat(raw: str, decoded: str) -> Threat | None:
+    if _CONTROL.search(raw):
+        return Threat(
+            CONTROL_CHARACTERS,
+            "control_character",
+            "a control character (NUL, C0 or C1; tab, LF and CR are allowed)",
+        )
+    if _CONTROL.search(decoded):
+        return Threat(
+            CONTROL_CHARACTERS,
+            "encoded_control_character",
+            "a control character hidden behind an encoding (e.g. %00)",
+        )
+    return None
+
+
+_TOO_COMPLEX_THREAT: Final = Threat(
+    SIZE, TOO_COMPLEX, "too many escapes, tokens or tags to inspect within the work budget"
+)
+
+
+def _too_many_marks(text: str) -> bool:
+    return len(text) > MAX_MARKS and sum(map(text.count, string.punctuation)) > MAX_MARKS
+
+
+def _scan(value: str, path_field: bool) -> list[Threat]:
+    """Decode ``value`` and run every detector that could apply to it."""
+    if _too_many_marks(value):
+        return [_TOO_COMPLEX_THREAT]
+    text = decode(value)
+    if text is None or _too_many_marks(text):
+        return [_TOO_COMPLEX_THREAT]
+    threats: list[Threat] = []
+    control = _control_threat(value, text)
+    if control is not None:
+        threats.append(control)
+    lowered = text.lower()
+    keyword = not _FAST_WORDS.isdisjoint(_WORD.findall(lowered)) or "xp_" in lowered
+    quoted = "'" in text or '"' in text
+    # Every SQL rule needs structure, an operator after a quote, or a keyword.
+    sql = keyword or _SQL_STRUCTURE.search(text) or (quoted and _SQL_OPERATOR.search(text))
+    findings = (
+        (SQL_INJECTION, sqli.RULES, sqli.detect_sqli(text) if sql else None),
+        (XSS, xss.RULES, _xss_rule(value, text)),
+        (PATH_TRAVERSAL, traversal.RULES, traversal.detect_traversal(text, path_field=path_field)),
+        (
+            COMMAND_INJECTION,
+            cmdi.RULES,
+            cmdi.detect_cmdi(text) if keyword or _CMDI_HINT.search(text) else None,
+        ),
+    )
+    for kind, rules, rule in findings:
+        if rule == TOO_COMPLEX:
+            return [_TOO_COMPLEX_THREAT]
+        if rule is not None:
+            threats.append(Threat(kind, rule, rules[rule]))
+    return threats
+
+
+def _xss_rule(raw: str, text: str) -> str | None:
+    rule = xss.detect_xss(text)
+    if rule is None and ("%" in raw or "&" in raw or "\\" in raw or "+" in raw):
+        rule = "encoded_markup" if xss.encoded_markup(raw) else None
+    return rule
+
+
+def validate_input(
+    value: str, *, field: str | None = None, max_chars: int = DEFAULT_MAX_CHARS
+) -> InputVerdict:
+    """Inspect one untrusted field value; never raises on a ``str``.
+
+    ``field`` (the field's name) only makes the path checks stricter: a name containing
+    ``path``, ``file``, ``dir``, ``name`` ... also refuses absolute paths, ``~``, a bare
+    ``..`` and device names (see :mod:`tradeguard.guard.traversal`). A value that is not a
+    ``str`` is refused with an ``invalid_type`` threat; one longer than ``max_chars`` with a
+    ``size`` threat, without being inspected.
+    """
+    if not isinstance(value, str):
+        return InputVerdict(
+            safe=False,
+            threats=(
+                Threat(INVALID_TYPE, "not_text", f"expected str, got {type(value).__name__}"),
+            ),
+        )
+    if len(value) > max_chars:
+        return InputVerdict(
+            safe=False,
+            threats=(
+                Threat(SIZE, "too_long", f"{len(value)} characters; the limit is {max_chars}"),
+            ),
+        )
+    path_field = field is not None and traversal.is_path_field(field)
+    if not path_field and _plain(value):
+        return _SAFE
+    threats = _scan(value, path_field)
+    return InputVerdict(safe=False, threats=tuple(threats)) if threats else _SAFE
+
+
+def sanitize_text(value: str, *, max_length: int = 4096) -> str:
+    """Normalise free text for storage: NFKC, no control characters but tab and LF, capped.
+
+    CRLF and lone CR become LF; lone surrogates become U+FFFD; the result is cut to
+    ``max_length`` characters. This makes text safe to *store*, not to *render*: escape it
+    on output (:func:`escape_html`).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"sanitize_text expects str, got {type(value).__name__}")
+    if max_length < 0:
+        raise ValueError("max_length must be >= 0")
+    text = unicodedata.normalize("NFKC", _SURROGATE.sub("\ufffd", value))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL_KEEP_TAB_LF.sub("", text)[:max_length]
+
+
+def escape_html(value: str) -> str:
+    """Escape ``& < > " '`` for HTML text and quoted attribute values."""
+    return html.escape(value, quote=True)

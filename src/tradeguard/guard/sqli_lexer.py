@@ -1,0 +1,226 @@
+"""The SQL lexer and vocabulary behind :mod:`tradeguard.guard.sqli`.
+
+:func:`tokenize` reads text the way a SQL lexer would: string literals in both quote styles,
+with backslash escapes (MySQL) or without (standard SQL) and doubled quotes; ``--``, ``#``
+and ``/* */`` comments; MySQL ``/*!...*/`` executable comments; numbers (``0x``, ``0b``,
+decimals); ``@``/``@@`` variables; identifiers, keywords and function calls. The helpers
+answer the questions the rules ask of a token stream: is this a literal, a comparison, a
+comment that cuts the query off?
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from itertools import islice
+from typing import Final
+
+__all__ = [
+    "MAX_TOKENS",
+    "Token",
+    "at",
+    "comparison",
+    "literal",
+    "literal_comparison",
+    "terminates",
+    "tokenize",
+]
+
+Token = tuple[str, str]
+"""(kind, text): kinds are c comment, s string, u unterminated string, n number, v variable,
+w word, f function name (a word directly followed by '('), o operator, p punctuation, x other."""
+
+_TOKEN = re.compile(
+    r"""
+    [\s\x00]++|/\*!\d*+|\*/
+    |/\*(?:[^*]|\*(?!/))*+(?:\*/)?|--(?=[\s+-]|$)[^\n]*+|\#[^\n]*+
+    |'[^'\\]*+(?:(?:\\[\s\S]|'')[^'\\]*+)*+'?
+    |"[^"\\]*+(?:(?:\\[\s\S]|"")[^"\\]*+)*+"?
+    |`[^`]*+`?
+    |0x[0-9a-f]++|0b[01]++|\d++(?:\.\d*+)?(?:e[+-]?\d++)?|\.\d++(?:e[+-]?\d++)?
+    |@@?[\w$.]*+
+    |[^\W\d][\w$]*+
+    |<=>|<>|!=|<=|>=|\|\||&&|::|:=
+    |[\s\S]
+    """,
+    re.VERBOSE,
+)
+# Without backslash escapes (standard SQL, PostgreSQL): "\'" ends the string.
+_TOKEN_STD = re.compile(
+    _TOKEN.pattern.replace(r"(?:\\[\s\S]|'')", "''")
+    .replace(r'(?:\\[\s\S]|"")', '""')
+    .replace(r"[^'\\]", "[^']")
+    .replace(r'[^"\\]', '[^"]'),
+    re.VERBOSE,
+)
+_OPERATORS: Final = frozenset("= < > ! | & ^ ~ + - * / % : <=> <> != <= >= || && :: :=".split())
+_SINGLE: Final = {char: "p" for char in "(),;."} | {char: "o" for char in "=<>!|&^~+-*/%:"}
+
+BOOL_OPS: Final = frozenset({"or", "and", "xor", "||", "&&"})
+COMPARE_OPS: Final = frozenset({"=", "<", ">", "<=", ">=", "<>", "!=", "<=>"})
+COMPARE_WORDS: Final = frozenset({"like", "rlike", "regexp", "is", "in", "between", "sounds"})
+LITERAL_WORDS: Final = frozenset({"null", "true", "false", "unknown"})
+INFO_FUNCS: Final = frozenset(
+    """version database user current_user system_user session_user schema db_name
+    current_database connection_id last_insert_id suser_name""".split()
+)
+ALWAYS_FUNCS: Final = frozenset(
+    """sleep benchmark pg_sleep load_file extractvalue updatexml xp_cmdshell sp_executesql
+    sp_oacreate xp_dirtree xp_regread randomblob pg_read_file openrowset opendatasource
+    sys_eval sys_exec name_const json_keys gtid_subset geometrycollection multipoint
+    multilinestring multipolygon sqlid_to_sqlhash drithsx receive_message utl_inaddr
+    utl_http get_host_address httpuritype dbms_pipe dbms_lock user_lock lo_import
+    lo_export dblink_connect regexp_substring current_setting information_schema""".split()
+)
+"""Functions that are evidence on their own wherever they are called with SQL arguments."""
+SQL_WORDS: Final = (
+    BOOL_OPS
+    | LITERAL_WORDS
+    | frozenset(
+        """select from where union all distinct binary not as limit order group by having case
+    when then else end div mod collate top dual exists like is in between""".split()
+    )
+)
+KEYWORDS: Final = SQL_WORDS | frozenset(
+    "values into on using join rlike regexp sounds procedure returning xor".split()
+)
+"""Words that stay keywords even when a '(' follows them (``union(select``, ``and(1=1)``)."""
+NILADIC: Final = frozenset(
+    """current_user session_user system_user current_date current_time current_timestamp
+    localtime localtimestamp utc_date utc_time utc_timestamp""".split()
+)
+SQL_FUNCS: Final = (
+    INFO_FUNCS
+    | ALWAYS_FUNCS
+    | frozenset(
+        """ascii substring substr mid ord char chr length len lpad rpad left right concat
+    concat_ws group_concat hex unhex cast convert count if iif elt make_set isnull ifnull
+    coalesce nullif lower upper instr locate position strcmp conv pi floor rand md5 sha1 bin
+    unicode datalength soundex reverse""".split()
+    )
+)
+"""Built-in functions that blind injection wraps around data it extracts."""
+_ARGUMENT_START: Final = frozenset("nsvfu")
+PREFIX_OPS: Final = frozenset({"(", "-", "+", "~", "!", "binary", "not"})
+STATEMENT_STARTS: Final = frozenset(
+    """select exec execute declare waitfor insert delete update drop create truncate if
+    backup""".split()
+)
+"""Statements recognised without a ';' before them (MSSQL runs them back to back)."""
+MAX_TOKENS: Final = 70_000
+"""Lexemes lexed per context at most: more than any value under the 64 KiB default cap can
+produce. A longer value is not inspected further (``too_complex``): the guard refuses it."""
+NONE: Final[Token] = ("$", "")
+OBJECTS: Final = frozenset(
+    "table database view user procedure function schema index trigger login".split()
+)
+
+
+def tokenize(text: str, *, backslash_escapes: bool = True) -> list[Token] | None:
+    """Lex ``text`` (lower-cased) into SQL tokens; ``None`` past :data:`MAX_TOKENS`.
+
+    Whitespace and comments are dropped (SQL reads a comment as a space), except a comment
+    that ends the value: it is kept, since comment-terminated input matters.
+    """
+    pattern = _TOKEN if backslash_escapes else _TOKEN_STD
+    lowered = text.lower()
+    if len(lowered) <= MAX_TOKENS:
+        lexemes = pattern.findall(lowered)
+    else:
+        matches = islice(pattern.finditer(lowered), MAX_TOKENS + 1)
+        lexemes = [match.group() for match in matches]
+        if len(lexemes) > MAX_TOKENS:
+            return None
+    tokens: list[Token] = []
+    append = tokens.append
+    trailing: Token | None = None
+    for value in lexemes:
+        single = _SINGLE.get(value)
+        if single is not None:  # one-character punctuation or operator: the common case
+            trailing = None
+            if value == "(" and tokens and tokens[-1][0] == "w" and tokens[-1][1] not in KEYWORDS:
+                tokens[-1] = ("f", tokens[-1][1])
+            append((single, value))
+            continue
+        first = value[0]
+        if first.isspace() or first == "\x00" or value == "*/" or value.startswith("/*!"):
+            continue
+        if value.startswith(("/*", "--", "#")):
+            trailing = ("c", value)
+            continue
+        trailing = None
+        if first in "'\"":
+            closed = len(value) > 1 and value[-1] == first and not _escaped_end(value)
+            append(("s" if closed else "u", value))
+        elif first.isdigit() or (first == "." and len(value) > 1):
+            append(("n", value))
+        elif first == "@":
+            append(("v", value))
+        elif first == "`" or first.isalpha() or first == "_":
+            append(("w", value))
+        elif value in "(),;.":
+            if value == "(" and tokens and tokens[-1][0] == "w" and tokens[-1][1] not in KEYWORDS:
+                tokens[-1] = ("f", tokens[-1][1])
+            append(("p", value))
+        elif value in _OPERATORS:
+            append(("o", value))
+        else:
+            append(("x", value))
+    if trailing is not None:
+        append(trailing)
+    return tokens
+
+
+def _escaped_end(literal: str) -> bool:
+    """True when a literal's last quote is escaped by a backslash, i.e. still open."""
+    body = literal[1:-1]
+    return (len(body) - len(body.rstrip("\\"))) % 2 == 1
+
+
+def at(tokens: Sequence[Token], i: int) -> Token:
+    return tokens[i] if 0 <= i < len(tokens) else NONE
+
+
+def literal(token: Token) -> bool:
+    kind, text = token
+    return kind in _ARGUMENT_START or (kind == "w" and (text in LITERAL_WORDS or text in NILADIC))
+
+
+def comparison(tokens: Sequence[Token], j: int) -> bool:
+    """``tokens[j]`` is a comparison operator with a plausible right-hand side."""
+    kind, text = at(tokens, j)
+    right = at(tokens, j + 1)
+    if kind == "o":
+        return text in COMPARE_OPS and right != NONE
+    if text == "not" and right[1] in ("like", "rlike", "regexp", "between", "in"):
+        return comparison(tokens, j + 1)
+    if kind not in "wf" or text not in COMPARE_WORDS:
+        return False
+    if text == "in":
+        return right[1] == "(" or kind == "f"
+    if text == "is":
+        return right[1] in ("not", "null", "true", "false", "unknown", "\\")
+    if text == "sounds":
+        return right[1] == "like"
+    return right[0] in "nsuvf" or right[1] in PREFIX_OPS
+
+
+def literal_comparison(tokens: Sequence[Token], j: int) -> bool:
+    """A comparison whose both sides are literals (``1=1``, ``'a'='a'``, ``x is null``)."""
+    left, right = at(tokens, j - 1), at(tokens, j + 1)
+    text = at(tokens, j)[1]
+    if text in COMPARE_OPS:  # the common case, checked without the full comparison() call
+        return (literal(left) or left[1] == ")") and (literal(right) or right[1] in PREFIX_OPS)
+    if not comparison(tokens, j):
+        return False
+    if text in ("is", "not"):
+        return True
+    if literal(right) and text in ("like", "rlike", "regexp"):
+        return True
+    return (literal(left) or left[1] == ")") and (literal(right) or right[1] in PREFIX_OPS)
+
+
+def terminates(comment: str) -> bool:
+    """A comment that cuts the query off: ``--``, ``/*``, or a bare ``#`` (``#2`` is prose)."""
+    rest = comment[1:].lstrip(" \t")
+    return not comment.startswith("#") or not rest or not (rest[0].isalnum() or comment[1] == " ")
