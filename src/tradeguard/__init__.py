@@ -69,6 +69,8 @@ from tradeguard.facade import (
     validate_order,
     validate_token,
 )
+from tradeguard.guard import InputVerdict, Threat, escape_html, sanitize_text, validate_input
+from tradeguard.guard.validator import SecurityValidator
 from tradeguard.secrets import SecretMetadata, SecretsManager, VersionInfo
 from tradeguard.settings import Settings
 
@@ -89,6 +91,7 @@ __all__ = [
     "EventBus",
     "FixedClock",
     "IPBlocked",
+    "InputVerdict",
     "InvalidAccountState",
     "InvalidCredentials",
     "InvalidMFACode",
@@ -111,8 +114,10 @@ __all__ = [
     "SecretsError",
     "SecretsManager",
     "SecurityEvent",
+    "SecurityValidator",
     "Settings",
     "SystemClock",
+    "Threat",
     "TokenError",
     "TokenExpired",
     "TokenInvalid",
@@ -132,6 +137,7 @@ __all__ = [
     "authenticate",
     "check_rate_limit",
     "configure",
+    "escape_html",
     "get_alert_engine",
     "get_audit_log",
     "get_auth_handler",
@@ -143,7 +149,9 @@ __all__ = [
     "get_settings",
     "get_validator",
     "reset",
+    "sanitize_text",
     "store_secret",
+    "validate_input",
     "validate_order",
     "validate_token",
 ]
