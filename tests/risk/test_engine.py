@@ -401,8 +401,27 @@ def test_events_when_subscribed_then_each_decision_published_with_details(
         "quantity": "6",
         "account": "default",
         "client_order_id": "",
+        "limit_price": "100",
+        "reference_price": None,  # a rejection does not look the quote up
     }
+    assert approved.details["reference_price"] is not None  # surveillance needs it
     assert invalid.details["codes"][0] == "INVALID_ORDER"
+
+
+def test_fills_and_cancels_when_subscribed_then_published_for_surveillance(
+    clock: FixedClock, events: tuple[EventBus, list[SecurityEvent]]
+) -> None:
+    bus, seen = events
+    engine = RiskEngine(RiskLimits(), clock=clock, bus=bus)
+    first = engine.check(limit(quantity=5, client_order_id="a1"), account(clock))
+    engine.check(limit(101, quantity=3, client_order_id="a2"), account(clock))
+    assert first.approved
+    assert engine.on_fill("a1", 2, "100.5") and engine.on_cancel("a2")
+    assert not engine.on_cancel("a2")  # a repeat is not announced twice
+    fills = [e for e in seen if e.type == "order.filled"]
+    cancels = [e for e in seen if e.type == "order.cancelled"]
+    assert [(e.details["quantity"], e.details["price"]) for e in fills] == [("2", "100.5")]
+    assert [(e.details["client_order_id"], e.details["quantity"]) for e in cancels] == [("a2", "3")]
 
 
 def test_events_when_nobody_listens_then_nothing_built_but_counters_kept(

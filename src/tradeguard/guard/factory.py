@@ -19,7 +19,8 @@ def build_validator(
     process, or in Redis (``TRADEGUARD_REDIS_URL``) so every process shares them."""
     config = load_config(settings.rate_limits) if settings.rate_limits else config_from_mapping({})
     if settings.redis_url is not None:
-        client = create_redis_client(settings.redis_url.get_secret_value())
+        # a short timeout: a fail-closed decision should not wait long on a dead Redis
+        client = create_redis_client(settings.redis_url.get_secret_value(), timeout=0.25)
         limiter = RateLimiter.from_config(config, store=RedisStore(client), clock=clock, bus=bus)
         bans = BanList(store=RedisBanStore(client), clock=clock, bus=bus)
     else:

@@ -28,6 +28,7 @@ from tradeguard.risk.killswitch import KillSwitch, TradingStateStore, TradingSta
 from tradeguard.risk.limits import RateWindow, RiskLimits, parse_rates
 from tradeguard.risk.orders import Order, OrderType, Side, TimeInForce
 from tradeguard.risk.state import AccountState, Quote, RiskState, TradingState
+from tradeguard.risk.surveillance import Surveillance, SurveillanceConfig
 from tradeguard.risk.violations import Code, OrderDecision, Violation
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "RiskState",
     "RiskStateUnavailable",
     "Side",
+    "Surveillance",
+    "SurveillanceConfig",
     "TimeInForce",
     "TradingState",
     "TradingStateStore",

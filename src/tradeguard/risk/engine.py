@@ -186,7 +186,8 @@ class RiskEngine:
         decision = _new(OrderDecision, (True, (), order, client_order_id))
         bus = self._bus
         if bus is not None and bus.has_subscribers:
-            self._publish(decision, order)
+            quote = account.prices.get(order.symbol) if account is not None else None
+            self._publish(decision, order, None if quote is None else quote.price)
         return decision
 
     # -- refusals and events -------------------------------------------------------------
@@ -223,7 +224,9 @@ class RiskEngine:
         except Exception:
             _log.exception("daily loss halt could not be stored (trading is halted in memory)")
 
-    def _publish(self, decision: OrderDecision, order: Order | None) -> None:
+    def _publish(
+        self, decision: OrderDecision, order: Order | None, reference: object = None
+    ) -> None:
         if self._bus is None:
             return
         account = None if order is None else order.account_id
@@ -234,7 +237,10 @@ class RiskEngine:
             "quantity": None if order is None else str(order.quantity),
             "account": account,
             "client_order_id": decision.client_order_id,
-        }
+            "limit_price": None if order is None or order.limit_price is None
+            else str(order.limit_price),
+            "reference_price": None if reference is None else str(reference),
+        }  # fmt: skip
         approved = decision.approved
         self._bus.publish(
             SecurityEvent(
@@ -254,14 +260,36 @@ class RiskEngine:
         Raises :class:`ValueError` for a quantity or price that is not a positive number.
         """
         amount = positive_amount("fill quantity", quantity)
-        positive_amount("fill price", price)  # validated only: positions count quantity
+        fill_price = positive_amount("fill price", price)  # positions count quantity only
         with self._lock:
-            return self._tracker.fill(client_order_id, amount)
+            entry = self._tracker.open.get(client_order_id)
+            done = self._tracker.fill(client_order_id, amount)
+        if done and entry is not None:
+            self._announce("order.filled", client_order_id, entry, amount, fill_price)
+        return done
 
     def on_cancel(self, client_order_id: str) -> bool:
         """An approved order was cancelled, expired or rejected downstream; False if unknown."""
         with self._lock:
-            return self._tracker.cancel(client_order_id)
+            entry = self._tracker.open.get(client_order_id)
+            done = self._tracker.cancel(client_order_id)
+        if done and entry is not None:
+            self._announce("order.cancelled", client_order_id, entry, entry[3], None)
+        return done
+
+    def _announce(
+        self, kind: str, client_order_id: str, entry: tuple[str, str, Side, Decimal],
+        quantity: Decimal, price: Decimal | None,
+    ) -> None:  # fmt: skip
+        bus = self._bus
+        if bus is None or not bus.has_subscribers:
+            return
+        account, symbol, side, _ = entry
+        bus.publish(SecurityEvent(kind, subject=account, details={
+            "client_order_id": client_order_id, "symbol": symbol, "side": side.value,
+            "quantity": str(quantity), "price": None if price is None else str(price),
+            "account": account,
+        }))  # fmt: skip
 
     def open_order_count(self, account_id: str = "default") -> int:
         """Orders approved for ``account_id`` and not yet filled or cancelled."""

@@ -18,7 +18,9 @@ def build_risk_engine(
     """Limits from ``TRADEGUARD_RISK_CONFIG`` (TOML) or the documented safe defaults; the
     trading state (kill switch) in the database so it survives a restart; market hours from
     exchange_calendars when the ``calendars`` extra is installed (else orders for venues other
-    than ``CRYPTO`` fail closed as MARKET_CLOSED, saying why)."""
+    than ``CRYPTO`` fail closed as MARKET_CLOSED, saying why); with a bus, a
+    :class:`Surveillance` subscriber that alerts on suspicious patterns (and blocks nothing
+    by default)."""
     limits = RiskLimits.from_toml(settings.risk_config) if settings.risk_config else RiskLimits()
     store = TradingStateStore(create_database_engine(settings.resolved_database_url()))
     return RiskEngine(

@@ -210,7 +210,8 @@ class Surveillance:
             else:
                 self.on_cancel(cid, account=account)
         except (KeyError, TypeError, ValueError) as exc:
-            self.malformed_events += 1
+            with self._lock:
+                self.malformed_events += 1
             _log.warning("surveillance skipped a malformed %s event (%s)", kind, type(exc).__name__)
 
     def sizes(self) -> dict[str, int]:
@@ -238,7 +239,7 @@ class Surveillance:
         c, level = self.config, (order.symbol, order.price, _OTHER[order.side])
         entries = [self._book.get((*level, account)) for account in (order.account, _ANY)]
         live = [e is not None and (e[0] > 0 or e[1] >= now - c.wash_window) for e in entries]
-        if order.price is None or not (live[0] or live[1]):
+        if order.price is None or not (live[0] or (c.wash_any_account and live[1])):
             return None
         return "wash", order.account, order.symbol, {"symbol": order.symbol,
             "side": order.side.value, "price": str(order.price), "cross_account": not live[0],
@@ -343,4 +344,4 @@ class Surveillance:
         return "halted" if action == "halt" else "reduced"
 
 
-__all__ = ["ACTOR", "PATTERNS", "Action", "Surveillance", "SurveillanceConfig"]
+__all__ = ["ACTOR", "PATTERNS", "Action", "Alerts", "Surveillance", "SurveillanceConfig"]
