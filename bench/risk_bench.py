@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-not-found"
 """Pre-trade risk benchmark: ``RiskEngine.check`` against NautilusTrader's RiskEngine.
 
 Run: ``python bench/risk_bench.py [--quick] [--profile]`` (needs the benchmark-only
