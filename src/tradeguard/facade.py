@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import TypeVar
 
 from tradeguard.alerts import AlertEngine
 from tradeguard.alerts.factory import build_alert_engine
@@ -48,6 +49,7 @@ class _Defaults:
 
 
 _defaults = _Defaults()
+T = TypeVar("T")
 
 
 def configure(*, settings: Settings | None = None, clock: Clock | None = None) -> None:
@@ -138,17 +140,22 @@ def _attach_audit(bus: EventBus) -> AuditLog:
     return audit
 
 
+def _lazy(name: str, build: Callable[[Settings, EventBus, Clock], T]) -> T:
+    """The default held in ``_defaults.<name>``, built once under the lock on first use."""
+    built: T | None = getattr(_defaults, name)
+    if built is not None:
+        return built
+    with _defaults.lock:
+        built = getattr(_defaults, name)
+        if built is None:
+            built = build(get_settings(), get_event_bus(), _defaults.clock)
+            setattr(_defaults, name, built)
+        return built
+
+
 def get_secrets_manager() -> SecretsManager:
     """The default SecretsManager, built from settings on first use."""
-    manager = _defaults.secrets
-    if manager is not None:
-        return manager
-    with _defaults.lock:
-        if _defaults.secrets is None:
-            _defaults.secrets = build_secrets_manager(
-                get_settings(), bus=get_event_bus(), clock=_defaults.clock
-            )
-        return _defaults.secrets
+    return _lazy("secrets", lambda s, bus, clock: build_secrets_manager(s, bus=bus, clock=clock))
 
 
 def get_alert_engine() -> AlertEngine:
@@ -172,15 +179,10 @@ def get_audit_log() -> AuditLog:
 
 def get_auth_handler() -> AuthHandler:
     """The default AuthHandler, built from settings on first use."""
-    handler = _defaults.auth
-    if handler is not None:
-        return handler
-    with _defaults.lock:
-        if _defaults.auth is None:
-            _defaults.auth = build_auth_handler(
-                get_settings(), get_secrets_manager(), bus=get_event_bus(), clock=_defaults.clock
-            )
-        return _defaults.auth
+    return _lazy(
+        "auth",
+        lambda s, bus, clock: build_auth_handler(s, get_secrets_manager(), bus=bus, clock=clock),
+    )
 
 
 def authenticate(
@@ -204,15 +206,7 @@ def validate_token(token: str) -> Claims:
 
 def get_validator() -> SecurityValidator:
     """The default SecurityValidator (inspection, rate limits, IP bans)."""
-    validator = _defaults.validator
-    if validator is not None:
-        return validator
-    with _defaults.lock:
-        if _defaults.validator is None:
-            _defaults.validator = build_validator(
-                get_settings(), bus=get_event_bus(), clock=_defaults.clock
-            )
-        return _defaults.validator
+    return _lazy("validator", lambda s, bus, clock: build_validator(s, bus=bus, clock=clock))
 
 
 def check_rate_limit(identity: str, action: str) -> tuple[bool, str]:
@@ -222,15 +216,7 @@ def check_rate_limit(identity: str, action: str) -> tuple[bool, str]:
 
 def get_risk_engine() -> RiskEngine:
     """The default RiskEngine (its rate, duplicate and kill-switch state carry over calls)."""
-    engine = _defaults.risk
-    if engine is not None:
-        return engine
-    with _defaults.lock:
-        if _defaults.risk is None:
-            _defaults.risk = build_risk_engine(
-                get_settings(), bus=get_event_bus(), clock=_defaults.clock
-            )
-        return _defaults.risk
+    return _lazy("risk", lambda s, bus, clock: build_risk_engine(s, bus=bus, clock=clock))
 
 
 def validate_order(
