@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tradeguard.auth import schema
 from tradeguard.auth.lockout import FailureState
 from tradeguard.auth.rbac import Role
 from tradeguard.errors import BackendUnavailable, UserExists
-from tradeguard.storage import begin_write
+from tradeguard.storage import begin_write, is_sqlite
+from tradeguard.storage.database import SQLITE_BUSY_TIMEOUT_MS
 
 _U, _S, _F = schema.users, schema.sessions, schema.login_failures
 _R = schema.revocations
@@ -34,6 +38,19 @@ _TOKEN_STATUS = (
     .outerjoin(_R, _R.c.jti == bindparam("jti"))
     .where(_S.c.id == bindparam("sid"))
 )
+
+
+class _StatusRow(NamedTuple):
+    user_id: str
+    ended_at: float | None
+    absolute_expiry: float
+    role: str | None
+    disabled: bool | None
+    revoked: str | None
+
+
+# The same query compiled for SQLite's qmark style (parameters: jti, then sid).
+_FAST_STATUS_SQL = str(_TOKEN_STATUS.compile(dialect=sqlite_dialect.dialect()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +109,42 @@ class AuthStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         schema.metadata.create_all(engine, checkfirst=True)
+        database = engine.url.database if is_sqlite(engine) else None
+        self._sqlite_path = database if database and database != ":memory:" else None
+        self._local = threading.local()
+        self._fast_lock = threading.Lock()
+        self._fast_connections: list[sqlite3.Connection] = []
 
     def close(self) -> None:
         """Release connections."""
+        with self._fast_lock:
+            for connection in self._fast_connections:
+                connection.close()
+            self._fast_connections.clear()
+        self._local = threading.local()
         self.engine.dispose()
+
+    def _fast_status(self, session_id: str, jti: str) -> Any:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self._sqlite_path or "", isolation_level=None, check_same_thread=False,
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            )  # fmt: skip
+            with self._fast_lock:
+                self._fast_connections.append(connection)
+            self._local.connection = connection
+        row = connection.execute(_FAST_STATUS_SQL, (jti, session_id)).fetchone()
+        return None if row is None else _StatusRow(*row)
+
+    def _drop_fast_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local = threading.local()
+        if connection is not None:
+            with self._fast_lock:
+                if connection in self._fast_connections:
+                    self._fast_connections.remove(connection)
+            connection.close()
 
     def _read(self, query: Any) -> list[Any]:
         try:
@@ -188,7 +237,17 @@ class AuthStore:
         return [_session(r) for r in self._read(query.order_by(_S.c.created_at.desc()))]
 
     def token_status(self, session_id: str, jti: str) -> Any:
-        """Session, its user and the jti's revocation in one row (None: no such session)."""
+        """Session, its user and the jti's revocation in one row (None: no such session).
+
+        On SQLite the query runs on a plain sqlite3 connection kept per thread: through the
+        engine, pool checkout and statement handling cost ten times the query itself, and
+        this read sits on the path of every first validation of a token.
+        """
+        if self._sqlite_path is not None:
+            try:
+                return self._fast_status(session_id, jti)
+            except sqlite3.Error:
+                self._drop_fast_connection()  # fall back to the engine below
         try:
             with self.engine.connect() as conn:
                 return conn.execute(_TOKEN_STATUS, {"sid": session_id, "jti": jti}).first()
