@@ -9,26 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cli_support import assert_ok, run
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import tradeguard
 from tradeguard.audit import AuditRecord, read_jsonl, verify_chain
 from tradeguard.audit.key import load_or_create_audit_key
 from tradeguard.cli import audit_cmd
-from tradeguard.cli.app import app
 from tradeguard.events import SecurityEvent
 
 T0 = datetime(2100, 3, 2, 14, 30, tzinfo=UTC)  # after the records of opening the log
-
-
-def run(*args: str) -> Result:
-    """Invoke the CLI in-process."""
-    return CliRunner().invoke(app, list(args))
-
-
-def assert_ok(result: Result) -> None:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
 
 
 def assert_usage_error(result: Result, *, contains: str = "") -> None:

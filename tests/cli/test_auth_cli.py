@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
-from typer.testing import CliRunner, Result
+from cli_support import assert_ok, assert_one_line_error, run
+from typer.testing import Result
 
 import tradeguard
 from tradeguard.auth import AuthHandler, Role, mfa
-from tradeguard.cli.app import app
 from tradeguard.errors import (
     AccountLocked,
     InvalidCredentials,
@@ -25,25 +25,6 @@ from tradeguard.errors import (
 PASSWORD = "Correct-Horse-Battery-9!"
 NEW_PASSWORD = "Quiet-Lantern-Orbit-73?"
 RECOVERY_LINE = re.compile(r"^\s+([0-9a-z]{5}-[0-9a-z]{5})$", re.MULTILINE)
-
-
-def run(*args: str, input: str | None = None) -> Result:
-    """Invoke the CLI in-process."""
-    return CliRunner().invoke(app, list(args), input=input)
-
-
-def assert_ok(result: Result) -> None:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-
-
-def assert_one_line_error(result: Result, *, contains: str = "") -> None:
-    """Exit 1, exactly one ``error:`` line on stderr, no traceback."""
-    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert result.stderr.startswith("error: "), result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert contains in result.stderr
 
 
 def handler() -> AuthHandler:

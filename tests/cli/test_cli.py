@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_support import assert_ok, assert_one_line_error, run
+from typer.testing import Result
 
 import tradeguard
-from tradeguard.cli.app import app
 
 API_KEY = "AKvalue-1234567890"
 API_SECRET = "s3cr3t-value-ZYXW"
@@ -22,25 +22,6 @@ API_SECRET = "s3cr3t-value-ZYXW"
 def user_paths(listing: str) -> list[str]:
     """Listed paths without the system's own (the audit key lives under tradeguard/)."""
     return [line for line in listing.splitlines() if not line.startswith("tradeguard/")]
-
-
-def run(*args: str, input: str | None = None) -> Result:
-    """Invoke the CLI in-process."""
-    return CliRunner().invoke(app, list(args), input=input)
-
-
-def assert_ok(result: Result) -> None:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-
-
-def assert_one_line_error(result: Result, *, contains: str = "") -> None:
-    """Exit 1, exactly one ``error:`` line on stderr, handled (no traceback)."""
-    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert result.stderr.startswith("error: "), result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert contains in result.stderr
 
 
 def assert_hidden(result: Result, *values: str) -> None:
