@@ -105,9 +105,9 @@ def test_scrub_tokens_when_text_is_ordinary_then_unchanged() -> None:
 
 @pytest.mark.parametrize("hostile", ["eyJ" * 20_000, "eyJa." * 20_000, "bearer " * 20_000])
 def test_scrub_tokens_when_input_is_adversarial_then_time_stays_linear(hostile: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a busy machine does not make this flaky
     scrub_tokens(hostile)
-    assert time.perf_counter() - started < 0.5  # a backtracking pattern takes seconds here
+    assert time.process_time() - started < 0.5  # a backtracking pattern takes seconds here
 
 
 def test_logs_when_stdlib_record_then_rendered_by_the_same_chain() -> None:
