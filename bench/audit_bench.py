@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
 import shutil
-import sqlite3
 import statistics
 import tempfile
 import threading
@@ -22,13 +20,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from importlib.metadata import version as dist_version
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 
+from benchlib import machine_lines, verdict
 from tradeguard.audit import AuditLog, AuditRecord, SqlAuditStore, verify_chain
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.storage import create_database_engine
@@ -85,10 +83,6 @@ def subscribed(log: AuditLog) -> EventBus:
 
 def rate(count: int, ns: int) -> float:
     return count / (ns / 1e9)
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def bench_sustained(path: Path, key: bytes, n: int) -> tuple[float, float, float]:
@@ -241,14 +235,7 @@ def bench_verify(path: Path, key: bytes) -> tuple[float, float, int]:
 
 
 def machine_info() -> list[str]:
-    libs = ", ".join(f"{n} {dist_version(n)}" for n in ("SQLAlchemy", "typer"))
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [
-        f"date     {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"python   {platform.python_version()} ({platform.python_implementation()})",
-        f"machine  {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        f"libs     {libs}, SQLite {sqlite3.sqlite_version}; load average {load}",
-    ]
+    return machine_lines(("SQLAlchemy", "typer"))
 
 
 def main() -> int:

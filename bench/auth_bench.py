@@ -24,18 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import secrets
 import shutil
-import sqlite3
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +38,7 @@ import jwt
 from pydantic import SecretStr
 from sqlalchemy import event
 
+from benchlib import batch_mean, fmt, machine_lines, median, p95, per_round, single_calls
 from tradeguard.auth import AuthHandler, Role, build_auth_handler
 from tradeguard.auth.keys import Algorithm
 from tradeguard.secrets import build_secrets_manager
@@ -61,39 +56,6 @@ OPS = HOT, STALE, FIRST, TOKENS, PYJWT = (
     "PyJWT jwt.decode",
 )
 LOGIN, ARGON2 = "authenticate (login)", "argon2id verify, raw"
-
-median = statistics.median
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-def batch_mean(op: Callable[[], object], calls: int) -> float:
-    """Mean ns per call over ``calls`` back-to-back calls."""
-    clock = time.perf_counter_ns
-    start = clock()
-    for _ in range(calls):
-        op()
-    return (clock() - start) / calls
-
-
-def single_calls(op: Callable[[], object], calls: int) -> list[float]:
-    """ns of each call, timed on its own."""
-    times: list[float] = []
-    for _ in range(calls):
-        start = time.perf_counter_ns()
-        op()
-        times.append(float(time.perf_counter_ns() - start))
-    return times
-
-
-def fmt(ns: float) -> str:
-    for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.2f} {unit}"
-    return f"{ns:.0f} ns"
 
 
 @dataclass
@@ -181,15 +143,7 @@ def build(alg: Algorithm, fresh_count: int) -> Config:
 
 
 def machine_info() -> list[str]:
-    names = ("PyJWT", "cryptography", "argon2-cffi", "SQLAlchemy")
-    libs = ", ".join(f"{n} {dist_version(n)}" for n in names)
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [
-        f"date     {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"python   {platform.python_version()} ({platform.python_implementation()})",
-        f"machine  {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        f"libs     {libs}, SQLite {sqlite3.sqlite_version}; load average {load}",
-    ]
+    return machine_lines(("PyJWT", "cryptography", "argon2-cffi", "SQLAlchemy"))
 
 
 def main() -> int:
@@ -243,19 +197,6 @@ def main() -> int:
             shutil.rmtree(c.home, ignore_errors=True)
     report(samples, rounds, queries, params)
     return 0
-
-
-def per_round(samples: dict[str, list[float]], rounds: int, top: str, bottom: str) -> str:
-    """The same ratio computed round by round (paired samples): p5, median, p95."""
-
-    def by_round(name: str) -> list[float]:
-        size = len(samples[name]) // rounds
-        return [median(samples[name][i * size : (i + 1) * size]) for i in range(rounds)]
-
-    pairs = sorted(a / b for a, b in zip(by_round(top), by_round(bottom), strict=True))
-    low, mid, high = pairs[round(0.05 * (rounds - 1))], median(pairs), p95(pairs)
-    d = 1 if mid >= 2 else 2
-    return f"per-round ratio: p5 {low:.{d}f}, median {mid:.{d}f}, p95 {high:.{d}f}"
 
 
 def report(

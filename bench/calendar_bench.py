@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xc
 import pandas as pd
 
+from benchlib import fmt
 from tradeguard.risk.calendar import REFRESH_MARGIN, MarketCalendar
 
 VENUE = "XNYS"
@@ -49,10 +50,6 @@ def batch_ns(run: Batch, calls: int) -> float:
     start = time.perf_counter_ns()
     run()
     return (time.perf_counter_ns() - start) / calls
-
-
-def fmt(ns: float) -> str:
-    return f"{ns / 1000:.2f} us" if ns >= 1000 else f"{ns:.0f} ns"
 
 
 def main() -> int:

@@ -43,6 +43,7 @@ from decimal import Decimal
 from importlib.metadata import version as dist_version
 from typing import Any
 
+from benchlib import fmt
 from tradeguard.clock import FixedClock
 from tradeguard.risk import AccountState, Order, OrderType, Quote, RiskEngine, RiskLimits, Side
 from tradeguard.risk.calendar import MarketCalendar
@@ -194,10 +195,6 @@ def nautilus(batches: list[list[Spec]]) -> tuple[Callable[[list[Any]], list[int]
 def pct(values: list[int], q: float) -> float:
     ordered = sorted(values)
     return float(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))])
-
-
-def fmt(ns: float) -> str:
-    return f"{ns / 1000:.2f} us" if ns >= 1000 else f"{ns:.0f} ns"
 
 
 def memory(ours: Ours, orders: list[Order], total: int) -> list[tuple[int, float, float, Any]]:

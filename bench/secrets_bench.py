@@ -16,20 +16,15 @@ import argparse
 import base64
 import json
 import os
-import platform
 import random
 import secrets
 import shutil
-import sqlite3
-import statistics
 import string
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +39,16 @@ from tradeguard.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import servers  # tests/servers.py: start_bao()
+from benchlib import (
+    batch_mean,
+    fmt,
+    machine_lines,
+    median,
+    p95,
+    per_round,
+    single_calls,
+    verdict,
+)
 
 READ_PATH = "brokers/alpaca/live"
 STORE_PATH = "brokers/alpaca/paper"
@@ -60,34 +65,6 @@ STORE = "store_secret (SQLite, durable commit)"
 Op = Callable[[], object]
 
 
-median = statistics.median
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-def batch_mean(op: Op, calls: int) -> float:
-    """Mean ns per call over ``calls`` back-to-back calls."""
-    clock = time.perf_counter_ns
-    start = clock()
-    for _ in range(calls):
-        op()
-    return (clock() - start) / calls
-
-
-def single_calls(op: Op, calls: int) -> list[float]:
-    """ns of each call, timed on its own."""
-    clock = time.perf_counter_ns
-    times: list[float] = []
-    for _ in range(calls):
-        start = clock()
-        op()
-        times.append(float(clock() - start))
-    return times
-
-
 def credential() -> dict[str, str]:
     """A typical broker credential: a 20-character API key and a 40-character secret."""
     alphabet = string.ascii_letters + string.digits
@@ -100,17 +77,6 @@ def credential() -> dict[str, str]:
 def canonical(data: dict[str, str]) -> bytes:
     """The canonical JSON tradeguard seals (sorted keys, compact, UTF-8)."""
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def fmt(ns: float) -> str:
-    for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
-        if ns >= scale:
-            return f"{ns / scale:.2f} {unit}"
-    return f"{ns:.0f} ns"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def populate_fast(database: Path, master_key: bytes, count: int) -> None:
@@ -158,13 +124,7 @@ def machine_info() -> list[str]:
     if bao:
         out = subprocess.run([bao, "version"], capture_output=True, text=True, check=False)
         bao_version = out.stdout.split(" (")[0].strip()
-    libs = ", ".join(f"{n} {dist_version(n)}" for n in ("cryptography", "SQLAlchemy", "hvac"))
-    return [
-        f"date     {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"python   {platform.python_version()} ({platform.python_implementation()})",
-        f"machine  {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        f"libs     {libs}, SQLite {sqlite3.sqlite_version}, {bao_version}",
-    ]
+    return machine_lines(("cryptography", "SQLAlchemy", "hvac"), f", {bao_version}")
 
 
 def main() -> int:
@@ -259,19 +219,6 @@ def main() -> int:
     return 0
 
 
-def per_round(samples: dict[str, list[float]], rounds: int, top: str, bottom: str) -> str:
-    """The same ratio computed round by round (paired samples): p5, median, p95."""
-
-    def by_round(name: str) -> list[float]:
-        size = len(samples[name]) // rounds
-        return [median(samples[name][i * size : (i + 1) * size]) for i in range(rounds)]
-
-    pairs = sorted(a / b for a, b in zip(by_round(top), by_round(bottom), strict=True))
-    low, mid, high = pairs[round(0.05 * (rounds - 1))], median(pairs), p95(pairs)
-    d = 1 if mid >= 1 else 3
-    return f"per-round ratio: p5 {low:.{d}f}, median {mid:.{d}f}, p95 {high:.{d}f}"
-
-
 def report(
     samples: dict[str, list[float]],
     slow: set[str],
@@ -304,13 +251,13 @@ def report(
         f"  Fernet decrypt / cached get        {speedup:7.1f}x  target >= "
         f"{TARGET_CACHED_SPEEDUP:.0f}x    {verdict(speedup >= TARGET_CACHED_SPEEDUP)}"
     )
-    print(f"      {per_round(samples, rounds, FERNET, CACHED)}")
+    print(f"      {per_round(samples, rounds, FERNET, CACHED, digits=3)}")
     ratio = uncached / openbao
     print(
         f"  uncached local get / OpenBao read  {ratio:7.3f}   target <= "
         f"{TARGET_UNCACHED_RATIO:.2f}  {verdict(ratio <= TARGET_UNCACHED_RATIO)}"
     )
-    print(f"      {per_round(samples, rounds, UNCACHED, OPENBAO)}")
+    print(f"      {per_round(samples, rounds, UNCACHED, OPENBAO, digits=3)}")
     label = f"  rotation of {rotation_count:,} secrets"
     if rotation_count == FULL_ROTATION:
         print(
