@@ -372,3 +372,24 @@ def test_timing_when_unknown_user_vs_wrong_password_then_within_25_percent(
     assert abs(known - unknown) / max(known, unknown) < 0.25, (known, unknown)
     auth.close()
     secrets.close()
+
+
+def test_status_read_when_fast_connection_breaks_then_falls_back_and_reconnects(
+    settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = settings_for(database_url=f"sqlite:///{tmp_path / 'fast.db'}", auth_state_ttl=0.0)
+    secrets = build_secrets_manager(settings)
+    auth = build_auth_handler(settings, secrets)
+    auth.create_user("carol", PASSWORD, role="TRADER")
+    token = auth.authenticate("carol", PASSWORD).access_token
+    assert auth.validate_token(token).username == "carol"
+    broken = auth.store._local.connection  # break the per-thread connection underneath
+    broken.close()
+    assert auth.validate_token(token).username == "carol"  # served by the engine instead
+    assert auth.validate_token(token).username == "carol"  # and a new connection after
+    assert auth.store._local.connection is not broken
+    auth.disable_user("carol")
+    with pytest.raises(TokenRevoked):
+        auth.validate_token(token)
+    auth.close()
+    secrets.close()

@@ -139,7 +139,7 @@ class AuthStore:
 
     def _drop_fast_connection(self) -> None:
         connection = getattr(self._local, "connection", None)
-        self._local = threading.local()
+        self._local.connection = None  # this thread only; others keep theirs
         if connection is not None:
             with self._fast_lock:
                 if connection in self._fast_connections:

@@ -6,6 +6,8 @@ rate and duplicates; and :func:`plan`, which picks the checks a set of limits en
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -183,6 +185,17 @@ def _rate(scope: str, key: str, window: RateWindow) -> Violation:
     )
 
 
+def _full_window(
+    windows: tuple[RateWindow, ...], recent: Sequence[deque[int]], now_us: int
+) -> RateWindow | None:
+    """The first window already holding ``limit`` approvals younger than its length."""
+    for window, times in zip(windows, recent, strict=False):
+        limit = window.limit
+        if len(times) >= limit and times[-limit] > now_us - window.micros:
+            return window
+    return None
+
+
 def check_account_order_rate(
     order: Order, limits: RiskLimits, state: RiskState, now: datetime
 ) -> Violation | None:
@@ -190,24 +203,16 @@ def check_account_order_rate(
 
     ``state.account_rates`` holds, per window, the latest approval times (at most ``limit``).
     """
-    now_us = state.now_us
-    for window, times in zip(limits.order_rate, state.account_rates, strict=False):
-        limit = window.limit
-        if len(times) >= limit and times[-limit] > now_us - window.micros:
-            return _rate("account", order.account_id, window)
-    return None
+    full = _full_window(limits.order_rate, state.account_rates, state.now_us)
+    return None if full is None else _rate("account", order.account_id, full)
 
 
 def check_symbol_order_rate(
     order: Order, limits: RiskLimits, state: RiskState, now: datetime
 ) -> Violation | None:
     """ORDER_RATE: the symbol's approved orders in any ``symbol_order_rate`` window."""
-    now_us = state.now_us
-    for window, times in zip(limits.symbol_order_rate, state.symbol_rates, strict=False):
-        limit = window.limit
-        if len(times) >= limit and times[-limit] > now_us - window.micros:
-            return _rate("symbol", order.symbol, window)
-    return None
+    full = _full_window(limits.symbol_order_rate, state.symbol_rates, state.now_us)
+    return None if full is None else _rate("symbol", order.symbol, full)
 
 
 def check_duplicate(
