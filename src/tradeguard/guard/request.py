@@ -10,7 +10,7 @@ and the field, never the offending value.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -170,6 +170,7 @@ def inspect_request(
     *,
     client_ip: str | None = None,
     limits: RequestLimits | None = None,
+    exempt: Callable[[str], bool] | None = None,
 ) -> RequestVerdict:
     """Inspect a whole request; the verdict says allowed, or why not (code and field).
 
@@ -177,6 +178,9 @@ def inspect_request(
     is the raw bytes or an iterable of chunks (read no further than the limit). The parsed
     JSON body is returned on ``verdict.json`` so a caller need not parse it again.
     ``client_ip`` is accepted for the caller's logging; bans and rate limits are separate.
+    ``exempt(field)`` names JSON leaves that are opaque credentials (passwords, secret
+    values: hashed or encrypted, never interpolated), which are not inspected for injection;
+    their size and type are still bounded.
     """
     del client_ip
     limits = limits or RequestLimits()
@@ -225,6 +229,10 @@ def inspect_request(
             if problem is not None:
                 return problem
             for where, text in _leaves(parsed, ""):
+                if exempt is not None and exempt(where):
+                    if len(text) > limits.max_field_chars:
+                        return RequestVerdict.refuse("FIELD_TOO_LONG", 400, where)
+                    continue
                 refused = _inspect(where or "body", text, limits)
                 if refused is not None:
                     return refused

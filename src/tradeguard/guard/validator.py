@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.guard.bans import BanDecision, BanList
@@ -70,10 +70,11 @@ class SecurityValidator:
         body: bytes | Iterable[bytes] | None,
         *,
         client_ip: str | None = None,
+        exempt: Callable[[str], bool] | None = None,
     ) -> RequestVerdict:
-        """Inspect a whole request (sizes, content type, JSON, every string)."""
+        """Inspect a whole request (sizes, content type, JSON, every string but ``exempt``)."""
         verdict = inspect_request(method, path, query, headers, body, client_ip=client_ip,
-                                  limits=self.request_limits)  # fmt: skip
+                                  limits=self.request_limits, exempt=exempt)  # fmt: skip
         if not verdict.allowed:
             kinds = sorted({t.kind for t in verdict.threats})
             self._publish(
