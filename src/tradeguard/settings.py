@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     rate_limits: Path | None = Field(default=None, description="TOML [limits] / [fail_mode]")
     trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs of proxies")
     risk_config: Path | None = Field(default=None, description="TOML risk limits")
+    admin_password: SecretStr | None = Field(
+        default=None, repr=False,
+        description="The first-run admin's password (tradeguard serve); else generated, printed once",
+    )
     alert_rules: Path | None = Field(default=None, description="TOML rules; default: built-in.")
     alert_webhook_url: SecretStr | None = Field(default=None, repr=False)
     alert_webhook_secret: SecretStr | None = Field(default=None, repr=False)

@@ -20,6 +20,7 @@ from tradeguard.cli.audit_cmd import audit_app
 from tradeguard.cli.common import fail, new_typer
 from tradeguard.cli.keys_cmd import keys_app
 from tradeguard.cli.secrets_cmd import secrets_app
+from tradeguard.cli.serve_cmd import serve
 from tradeguard.cli.tokens_cmd import tokens_app
 from tradeguard.cli.users_cmd import users_app
 from tradeguard.errors import BackendUnavailable, ConfigurationError
@@ -44,6 +45,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(apikeys_app, name="apikeys")
+app.command("serve")(serve)
 
 
 def _version_callback(value: bool) -> None:

@@ -1,0 +1,71 @@
+"""``create_app()``: the tradeguard service as a FastAPI app (``tradeguard serve`` runs it).
+
+Versioned under ``/v1``, OpenAPI at ``/openapi.json``, errors as RFC 9457 problem+json.
+Every request passes :class:`~tradeguard.server.middleware.GuardMiddleware` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tradeguard import __version__
+from tradeguard.auth import Claims
+from tradeguard.clock import Clock
+from tradeguard.facade import configure
+from tradeguard.server import routes_admin, routes_auth, routes_ops, routes_risk
+from tradeguard.server.context import Service
+from tradeguard.server.dependencies import install_problem_handlers
+from tradeguard.server.middleware import GuardMiddleware
+from tradeguard.server.screen import Screen
+from tradeguard.settings import Settings
+
+PASSWORD_FIRST = (
+    "PASSWORD_CHANGE_REQUIRED",
+    "change your password first: POST /v1/auth/password, then log in again",
+)
+MFA_FIRST = (
+    "MFA_ENROLMENT_REQUIRED",
+    "administrators must enrol MFA first: POST /v1/auth/mfa/enroll, then /v1/auth/mfa/confirm",
+)
+
+
+def create_app(*, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    """The service over the facade's defaults (rebuilt from ``settings``/``clock`` if given)."""
+    if settings is not None or clock is not None:
+        configure(settings=settings, clock=clock)
+    svc = Service()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if svc.audit is not None:
+            svc.audit.flush()
+
+    app = FastAPI(
+        title="tradeguard", version=__version__, lifespan=lifespan,
+        openapi_url="/openapi.json", docs_url=None, redoc_url=None,
+        description="The security layer a trading bot runs behind: auth, secrets, "
+        "pre-trade risk, audit. Errors are RFC 9457 problem documents.",
+    )  # fmt: skip
+    app.state.service = svc
+
+    def account_gate(claims: Claims) -> tuple[str, str] | None:
+        gate = svc.gate(claims)
+        if gate.must_change_password:
+            return PASSWORD_FIRST
+        if gate.must_enroll_mfa:
+            return MFA_FIRST
+        return None
+
+    app.state.account_gate = account_gate
+    install_problem_handlers(app)
+    for module in (routes_ops, routes_auth, routes_risk, routes_admin):
+        app.include_router(module.router)
+    inline = svc.settings.redis_url is None and svc.settings.resolved_database_url().startswith(
+        "sqlite"
+    )
+    app.add_middleware(GuardMiddleware, screen=Screen(svc.validator, svc.auth), inline=inline)
+    return app

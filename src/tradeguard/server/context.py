@@ -1,0 +1,126 @@
+"""What the service works with: the facade's defaults, plus the little state of its own.
+
+One :class:`Service` per process, built from the facade (so the CLI, the library and the
+service share one audit chain, one secrets store and one set of users). The risk engine is
+held here because ``PUT /v1/risk/limits`` replaces it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tradeguard.audit import AuditLog
+from tradeguard.auth import AuthHandler, Claims, Role
+from tradeguard.clock import Clock
+from tradeguard.events import EventBus, SecurityEvent
+from tradeguard.facade import (
+    get_audit_log,
+    get_auth_handler,
+    get_clock,
+    get_event_bus,
+    get_risk_engine,
+    get_secrets_manager,
+    get_settings,
+    get_validator,
+)
+from tradeguard.guard.validator import SecurityValidator
+from tradeguard.risk import RiskEngine, RiskLimits
+from tradeguard.risk.calendar import MarketCalendar
+from tradeguard.risk.killswitch import TradingStateStore
+from tradeguard.secrets import SecretsManager
+from tradeguard.settings import Settings
+from tradeguard.storage import create_database_engine
+
+
+@dataclass(frozen=True, slots=True)
+class AccountGate:
+    """What a user must do before anything else: change the password, enrol MFA."""
+
+    must_change_password: bool
+    must_enroll_mfa: bool
+
+    @property
+    def open(self) -> bool:
+        """Nothing outstanding."""
+        return not (self.must_change_password or self.must_enroll_mfa)
+
+
+class Service:
+    """The objects every route uses; thread-safe."""
+
+    def __init__(self) -> None:
+        self.settings: Settings = get_settings()
+        self.clock: Clock = get_clock()
+        self.bus: EventBus = get_event_bus()
+        self.secrets: SecretsManager = get_secrets_manager()
+        self.audit: AuditLog | None = get_audit_log() if self.settings.audit_enabled else None
+        self.auth: AuthHandler = get_auth_handler()
+        self.validator: SecurityValidator = get_validator()
+        self._risk: RiskEngine = get_risk_engine()
+        self._lock = threading.Lock()
+        self._gates: dict[str, tuple[float, AccountGate]] = {}
+        self._gate_ttl = max(self.settings.auth_state_ttl, 0.0)
+
+    @property
+    def risk(self) -> RiskEngine:
+        """The risk engine in use now."""
+        return self._risk
+
+    def replace_limits(self, limits: RiskLimits, *, actor: str) -> RiskEngine:
+        """Swap in an engine with ``limits``; the trading state carries over (it is stored).
+
+        Approved-order tracking (rate windows, duplicates, open orders) starts afresh.
+        """
+        store = TradingStateStore(create_database_engine(self.settings.resolved_database_url()))
+        engine = RiskEngine(
+            limits, calendar=MarketCalendar(clock=self.clock), clock=self.clock,
+            bus=self.bus, store=store,
+        )  # fmt: skip
+        with self._lock:
+            self._risk = engine
+        self.bus.publish(SecurityEvent("risk.limits_changed", actor=actor, severity="warning",
+                                       outcome="success"))  # fmt: skip
+        return engine
+
+    # -- the first-run gate ------------------------------------------------------------
+
+    def gate(self, claims: Claims) -> AccountGate:
+        """What ``claims``' user must do first (cached for ``auth_state_ttl`` seconds)."""
+        now = time.monotonic()
+        cached = self._gates.get(claims.subject)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        if claims.get("typ") == "api_key":
+            gate = AccountGate(False, False)
+        else:
+            user = self.auth.get_user(claims.username)
+            gate = AccountGate(
+                must_change_password=user.must_change_password,
+                must_enroll_mfa=user.role is Role.ADMIN and not user.mfa_enabled,
+            )
+        with self._lock:
+            if len(self._gates) > 10_000:
+                self._gates.clear()
+            self._gates[claims.subject] = (now + self._gate_ttl, gate)
+        return gate
+
+    def forget_gate(self, user_id: str) -> None:
+        """Drop the cached gate of one user (after a password change or MFA enrolment)."""
+        with self._lock:
+            self._gates.pop(user_id, None)
+
+
+def service(request: Request) -> Service:
+    """The service the app was built over."""
+    found = request.app.state.service
+    if not isinstance(found, Service):
+        raise TypeError("app.state.service is not a tradeguard Service")
+    return found
+
+
+ServiceDep = Annotated[Service, Depends(service)]

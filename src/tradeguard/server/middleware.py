@@ -1,0 +1,220 @@
+"""``GuardMiddleware``: the request guard as pure ASGI middleware, for any Starlette/FastAPI app.
+
+::
+
+    from fastapi import Depends, FastAPI
+    from tradeguard.server.dependencies import current_claims, require
+    from tradeguard.server.middleware import GuardMiddleware
+
+    app = FastAPI()
+    app.add_middleware(GuardMiddleware)          # tradeguard's default validator and auth
+
+    @app.post("/orders", dependencies=[Depends(require("orders:submit"))])
+    def submit(claims=Depends(current_claims)): ...
+
+Every response gets security headers and an ``X-Request-ID``; a refusal is an RFC 9457
+problem document naming a stable code, never the offending value; an unexpected error is a
+bare 500 problem (the trace goes to the log, not the client).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets as random_source
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tradeguard.server.problems import problem_body
+from tradeguard.server.screen import Identity, Refusal, Screen
+
+_log = logging.getLogger("tradeguard.server")
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"geolocation=(), camera=(), microphone=()"),
+)
+_HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+INLINE_BODY_BYTES = 16 * 1024
+
+
+class RequestContext:
+    """What the guard learnt about a request, at ``request.state.tradeguard``."""
+
+    __slots__ = ("identity", "request_id")
+
+    def __init__(self, identity: Identity, request_id: str) -> None:
+        self.identity = identity
+        self.request_id = request_id
+
+
+def default_screen() -> Screen:
+    """A screen over the facade's default validator and auth handler."""
+    from tradeguard.facade import get_auth_handler, get_validator
+
+    return Screen(get_validator(), get_auth_handler)
+
+
+class GuardMiddleware:
+    """Ban → size → rate limit → inspection before the app sees a request.
+
+    ``inline`` runs the guard's synchronous decisions on the event loop for small bodies
+    (microseconds with the in-process limiter); set it False when they may block (a Redis
+    limiter, a network database) and they run in a worker thread instead.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        screen: Screen | Callable[[], Screen] | None = None,
+        inline: bool = True,
+        body_timeout: float = 15.0,
+    ) -> None:
+        self.app = app
+        self._screen = screen or default_screen
+        self._built: Screen | None = screen if isinstance(screen, Screen) else None
+        self.inline = inline
+        self.body_timeout = body_timeout
+
+    @property
+    def screen(self) -> Screen:
+        """The screen in use (built on first request when given as a factory)."""
+        if self._built is None:
+            factory = self._screen
+            self._built = factory if isinstance(factory, Screen) else factory()
+        return self._built
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = random_source.token_hex(8)
+        status = [0]
+        send = _decorated(send, request_id, scope.get("scheme") == "https", status)
+        try:
+            await self._guarded(scope, receive, send, request_id)
+        except Exception:
+            _log.exception("request %s failed", request_id)
+            if status[0] == 0:
+                await _answer(send, Refusal(500, "INTERNAL_ERROR", "the request failed"),
+                              request_id)  # fmt: skip
+        finally:
+            _log.info(
+                "request_id=%s method=%s path=%s status=%s ms=%.1f", request_id,
+                scope.get("method"), scope.get("path", "")[:200], status[0],
+                (time.perf_counter() - started) * 1000,
+            )  # fmt: skip
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        screen = self.screen
+        headers = _headers(scope)
+        peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
+        ip, refusal = screen.before_body(peer, headers)
+        if refusal is not None:
+            await _answer(send, refusal, request_id)
+            return
+        body = await self._read_body(receive, screen.limits.max_body_bytes)
+        if isinstance(body, Refusal):
+            await _answer(send, body, request_id)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        args = (scope["method"], path, query, headers, body, ip)
+        if self.inline and len(body) <= INLINE_BODY_BYTES:
+            identity, refusal = screen.after_body(*args)
+        else:
+            identity, refusal = await anyio.to_thread.run_sync(screen.after_body, *args)
+        if refusal is not None:
+            await _answer(send, refusal, request_id)
+            return
+        scope.setdefault("state", {})["tradeguard"] = RequestContext(identity, request_id)
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read_body(self, receive: Receive, limit: int) -> bytes | Refusal:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with anyio.fail_after(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return Refusal(400, "CLIENT_DISCONNECTED", "the client went away")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        return Refusal(
+                            413,
+                            "BODY_TOO_LARGE",
+                            "the request body is larger than the service accepts",
+                        )
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            return Refusal(408, "REQUEST_TIMEOUT", "the request body arrived too slowly")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        merged[name] = f"{merged[name]},{value}" if name in merged else value
+    return merged
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _decorated(send: Send, request_id: str, https: bool, status: list[int]) -> Send:
+    extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode())]
+    if https:
+        extra.append(_HSTS)
+
+    async def decorated(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+            present = {name.lower() for name, _ in message.get("headers", ())}
+            headers = list(message.get("headers", ()))
+            headers.extend(pair for pair in extra if pair[0] not in present)
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return decorated
+
+
+async def _answer(send: Send, refusal: Refusal, request_id: str) -> None:
+    document = problem_body(
+        refusal.status, refusal.code, refusal.detail, request_id=request_id, **refusal.extra
+    )
+    body = json.dumps(document, separators=(",", ":")).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers.extend((k.lower().encode(), v.encode()) for k, v in refusal.headers.items())
+    if refusal.status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
