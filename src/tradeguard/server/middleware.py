@@ -20,7 +20,6 @@ bare 500 problem (the trace goes to the log, not the client).
 from __future__ import annotations
 
 import json
-import logging
 import secrets as random_source
 import time
 from collections.abc import Callable
@@ -29,10 +28,11 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tradeguard.logs import get_logger
 from tradeguard.server.problems import problem_body
 from tradeguard.server.screen import Identity, Refusal, Screen
 
-_log = logging.getLogger("tradeguard.server")
+_log = get_logger("tradeguard.server")
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -105,15 +105,15 @@ class GuardMiddleware:
         try:
             await self._guarded(scope, receive, send, request_id)
         except Exception:
-            _log.exception("request %s failed", request_id)
+            _log.exception("request_failed", request_id=request_id)
             if status[0] == 0:
                 await _answer(send, Refusal(500, "INTERNAL_ERROR", "the request failed"),
                               request_id)  # fmt: skip
         finally:
             _log.info(
-                "request_id=%s method=%s path=%s status=%s ms=%.1f", request_id,
-                scope.get("method"), scope.get("path", "")[:200], status[0],
-                (time.perf_counter() - started) * 1000,
+                "request", request_id=request_id, method=scope.get("method"),
+                path=scope.get("path", "")[:200], status=status[0],
+                ms=round((time.perf_counter() - started) * 1000, 2),
             )  # fmt: skip
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
