@@ -33,8 +33,8 @@ class SecretIn(BaseModel):
 def list_secrets(
     claims: Reader, svc: ServiceDep, prefix: Annotated[str, Query(max_length=512)] = ""
 ) -> dict[str, list[str]]:
-    """Paths of live secrets under ``prefix``."""
-    return {"paths": svc.secrets.list_secrets(prefix)}
+    """Paths of live secrets under ``prefix`` (the service's own ``tradeguard/`` left out)."""
+    return {"paths": [p for p in svc.secrets.list_secrets(prefix) if not _internal(p)]}
 
 
 @router.get("/v1/secrets/{path:path}", tags=["secrets"])
@@ -43,6 +43,7 @@ def get_secret(
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The secret's data (latest live version unless ``version``) and its metadata."""
+    _refuse_internal(path)
     data = svc.secrets.get_secret(path, version=version)
     meta = svc.secrets.secret_metadata(path)
     return {"path": path, "data": data, "version": version or meta.current_version}
@@ -51,6 +52,7 @@ def get_secret(
 @router.put("/v1/secrets/{path:path}", tags=["secrets"])
 def put_secret(path: str, body: SecretIn, claims: Writer, svc: ServiceDep) -> dict[str, Any]:
     """Store a new version (``cas``: only if the current version is this one)."""
+    _refuse_internal(path)
     version = svc.secrets.store_secret(path, body.data, cas=body.cas)
     return {"path": path, "version": version}
 
@@ -58,8 +60,25 @@ def put_secret(path: str, body: SecretIn, claims: Writer, svc: ServiceDep) -> di
 @router.delete("/v1/secrets/{path:path}", status_code=204, tags=["secrets"])
 def delete_secret(path: str, claims: Writer, svc: ServiceDep) -> None:
     """Soft-delete the latest version (``tradeguard secrets undelete`` brings it back)."""
+    _refuse_internal(path)
     svc.secrets.secret_metadata(path)  # 404 for an unknown path
     svc.secrets.delete_secret(path)
+
+
+INTERNAL_PREFIX = "tradeguard"
+"""The service's own secrets (signing keys, the audit HMAC key, MFA seeds) live under
+``tradeguard/``; the API never reads, writes or lists them."""
+
+
+def _internal(path: str) -> bool:
+    return path == INTERNAL_PREFIX or path.startswith(INTERNAL_PREFIX + "/")
+
+
+def _refuse_internal(path: str) -> None:
+    if _internal(path):
+        raise ProblemError(
+            403, "RESERVED_SECRET_PATH", "tradeguard/ holds the service's own keys, not served"
+        )
 
 
 # -- users -------------------------------------------------------------------------------
