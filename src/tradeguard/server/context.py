@@ -115,7 +115,7 @@ class Service:
             self._gates.pop(user_id, None)
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
     """The service the app was built over."""
     found = request.app.state.service
     if not isinstance(found, Service):
