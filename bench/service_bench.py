@@ -35,10 +35,10 @@ import httpx
 import pyotp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import machine_lines, median, percentile, verdict  # noqa: E402
+from benchlib import machine_lines, median, percentile, verdict
 
-ADMIN_PASSWORD = "bench admin passphrase: quiet orchid 7712"  # noqa: S105 - a throwaway home
-TRADER_PASSWORD = "bench trader passphrase: amber falcon 9041"  # noqa: S105
+ADMIN_PASSWORD = "bench admin passphrase: quiet orchid 7712"
+TRADER_PASSWORD = "bench trader passphrase: amber falcon 9041"
 BARE_APP = """
 from fastapi import FastAPI
 app = FastAPI()
@@ -85,7 +85,7 @@ def start_tradeguard(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
            "TRADEGUARD_RISK_CONFIG": str(risk)}  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "tradeguard", "serve", "--port", str(port), "--log-json"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "serve.log", "wb"),  # noqa: SIM115
+        env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "serve.log", "wb"),
     )  # fmt: skip
     wait_ready(port, proc)
     return proc, port
@@ -111,8 +111,8 @@ def trader_token(port: int) -> str:
                                                      "password": ADMIN_PASSWORD})  # fmt: skip
         auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
         new_admin = ADMIN_PASSWORD + " rotated"
-        client.post("/v1/auth/password", headers=auth,
-                    json={"old_password": ADMIN_PASSWORD, "new_password": new_admin}).raise_for_status()  # fmt: skip
+        change = {"old_password": ADMIN_PASSWORD, "new_password": new_admin}
+        client.post("/v1/auth/password", headers=auth, json=change).raise_for_status()
         login = client.post("/v1/auth/login", json={"username": "admin", "password": new_admin})
         auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
         secret = client.post("/v1/auth/mfa/enroll", headers=auth).json()["secret"]
