@@ -50,6 +50,9 @@ class AccountGate:
         return not (self.must_change_password or self.must_enroll_mfa)
 
 
+STATE_REFRESH_SECONDS = 0.1
+
+
 class Service:
     """The objects every route uses; thread-safe."""
 
@@ -64,12 +67,27 @@ class Service:
         self._risk: RiskEngine = get_risk_engine()
         self._lock = threading.Lock()
         self._gates: dict[str, tuple[float, AccountGate]] = {}
+        self._state_read_at = -STATE_REFRESH_SECONDS
         self._gate_ttl = max(self.settings.auth_state_ttl, 0.0)
 
     @property
     def risk(self) -> RiskEngine:
         """The risk engine in use now."""
         return self._risk
+
+    def current_risk(self) -> tuple[RiskEngine, str | None]:
+        """The engine, with the trading state re-read from the database at most every
+        :data:`STATE_REFRESH_SECONDS` (another worker or the CLI may have halted trading);
+        the second item says why the state could not be read (then refuse the order)."""
+        engine = self._risk
+        now = time.monotonic()
+        if now - self._state_read_at >= STATE_REFRESH_SECONDS:
+            try:
+                engine.refresh_trading_state()
+            except Exception as exc:
+                return engine, f"the trading state could not be read ({type(exc).__name__})"
+            self._state_read_at = now
+        return engine, None
 
     def replace_limits(self, limits: RiskLimits, *, actor: str) -> RiskEngine:
         """Swap in an engine with ``limits``; the trading state carries over (it is stored).

@@ -19,8 +19,8 @@ bare 500 problem (the trace goes to the log, not the client).
 
 from __future__ import annotations
 
-import json
 import itertools
+import json
 import os
 import time
 from collections.abc import Callable

@@ -107,11 +107,14 @@ def _account(body: AccountIn, now: datetime) -> AccountState:
 @router.post("/v1/orders/check", response_model=DecisionOut)
 async def check_order(body: OrderCheck, claims: Submitter, svc: ServiceDep) -> DecisionOut:
     """Every pre-trade check; the decision lists every violation with its stable code."""
-    engine = svc.risk
+    engine, unreadable = svc.current_risk()
     limited = svc.validator.rate_limit(f"user:{claims.subject}", "order_submissions")
     if not limited.allowed:
         raise ProblemError(429, "RATE_LIMITED", "too many order checks: slow down",
                            retry_after(limited.retry_after))  # fmt: skip
+    if unreadable is not None:
+        problem = Violation(Code.RISK_STATE_UNAVAILABLE, unreadable, {"check": "TRADING_STATE"})
+        return _decision(engine.refuse(body.order, (problem,)))
     now = engine.clock.now()
     try:
         account = _account(body.account, now)
