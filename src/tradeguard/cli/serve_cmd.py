@@ -34,6 +34,9 @@ def serve(
             "(needs TRADEGUARD_TRUSTED_PROXIES)."
         ),
     ] = False,
+    log_level: Annotated[
+        str, typer.Option(help="debug logs every request; info logs refusals and errors.")
+    ] = "info",
     log_json: Annotated[
         bool | None, typer.Option("--log-json/--log-text", help="Log format (default: auto).")
     ] = None,
@@ -56,7 +59,7 @@ def serve(
             fail("--insecure-behind-proxy needs TRADEGUARD_TRUSTED_PROXIES (the proxy's CIDRs)")
     from tradeguard.logs import configure_logging
 
-    configure_logging(json=log_json)
+    configure_logging(json=log_json, level=log_level.upper())
     bootstrap()
     if workers > 1:
         reset()  # each worker builds its own defaults; flush this process's audit queue first

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from tradeguard.server.problems import problem_body
 from tradeguard.server.screen import Identity, Refusal, Screen
 
 _log = get_logger("tradeguard.server")
+_stdlib_log = logging.getLogger("tradeguard.server")
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -121,11 +123,15 @@ class GuardMiddleware:
                 await _answer(send, Refusal(500, "INTERNAL_ERROR", "the request failed"),
                               request_id)  # fmt: skip
         finally:
-            _log.info(
-                "request", request_id=request_id, method=scope.get("method"),
-                path=scope.get("path", "")[:200], status=status[0],
-                ms=round((time.perf_counter() - started) * 1000, 2),
-            )  # fmt: skip
+            # refusals and errors always; a successful request only at DEBUG (a log line
+            # costs more than the whole guard; security decisions are in the audit trail)
+            if status[0] >= 400 or _stdlib_log.isEnabledFor(logging.DEBUG):
+                _log.log(
+                    logging.INFO if status[0] >= 400 else logging.DEBUG, "request",
+                    request_id=request_id, method=scope.get("method"),
+                    path=scope.get("path", "")[:200], status=status[0],
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                )  # fmt: skip
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         screen = self.screen
