@@ -52,8 +52,8 @@ def create_app(*, settings: Settings | None = None, clock: Clock | None = None) 
     )  # fmt: skip
     app.state.service = svc
 
-    def account_gate(claims: Claims) -> tuple[str, str] | None:
-        gate = svc.gate(claims)
+    async def account_gate(claims: Claims) -> tuple[str, str] | None:
+        gate = await svc.run(svc.gate, claims)
         if gate.must_change_password:
             return PASSWORD_FIRST
         if gate.must_enroll_mfa:
@@ -64,8 +64,5 @@ def create_app(*, settings: Settings | None = None, clock: Clock | None = None) 
     install_problem_handlers(app)
     for module in (routes_ops, routes_auth, routes_risk, routes_admin):
         app.include_router(module.router)
-    inline = svc.settings.redis_url is None and svc.settings.resolved_database_url().startswith(
-        "sqlite"
-    )
-    app.add_middleware(GuardMiddleware, screen=Screen(svc.validator, svc.auth), inline=inline)
+    app.add_middleware(GuardMiddleware, screen=Screen(svc.validator, svc.auth), inline=svc.inline)
     return app

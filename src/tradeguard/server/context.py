@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 
 from tradeguard.audit import AuditLog
@@ -51,6 +53,7 @@ class AccountGate:
 
 
 STATE_REFRESH_SECONDS = 0.1
+T = TypeVar("T")
 
 
 class Service:
@@ -69,6 +72,19 @@ class Service:
         self._gates: dict[str, tuple[float, AccountGate]] = {}
         self._state_read_at = -STATE_REFRESH_SECONDS
         self._gate_ttl = max(self.settings.auth_state_ttl, 0.0)
+        # Reads on the hot path (token status, account gate, trading state) are microsecond
+        # WAL reads on SQLite and run on the event loop; over a network (PostgreSQL, Redis)
+        # they go to the thread pool.
+        self.inline = (
+            self.settings.redis_url is None
+            and self.settings.resolved_database_url().startswith("sqlite")
+        )
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)`` on the event loop when ``inline``, else in a worker thread."""
+        if self.inline:
+            return function(*args)
+        return await anyio.to_thread.run_sync(function, *args)
 
     @property
     def risk(self) -> RiskEngine:

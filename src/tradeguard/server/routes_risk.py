@@ -107,7 +107,7 @@ def _account(body: AccountIn, now: datetime) -> AccountState:
 @router.post("/v1/orders/check", response_model=DecisionOut)
 async def check_order(body: OrderCheck, claims: Submitter, svc: ServiceDep) -> DecisionOut:
     """Every pre-trade check; the decision lists every violation with its stable code."""
-    engine, unreadable = svc.current_risk()
+    engine, unreadable = await svc.run(svc.current_risk)
     limited = svc.validator.rate_limit(f"user:{claims.subject}", "order_submissions")
     if not limited.allowed:
         raise ProblemError(429, "RATE_LIMITED", "too many order checks: slow down",
