@@ -11,6 +11,7 @@ one); the 401 itself comes from the ``current_claims`` dependency, after inspect
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,21 @@ def opaque_credential(where: str) -> bool:
     if where.startswith("data."):
         return True
     return where.rsplit(".", 1)[-1] in _CREDENTIAL_FIELDS
+
+
+_PLAIN_SEGMENT = re.compile(r"(?:[A-Za-z0-9_-]{1,64})?(?:\[[0-9]{1,9}\])*", re.ASCII)
+
+
+def shown_field(where: str) -> str:
+    """The field a refusal names, never the caller's text: a JSON key or query name that is
+    not a plain name (the offending key itself, say) shows as ``*``."""
+    base, suffix = where, ""
+    for tail in (" (key)", " (name)"):
+        if base.endswith(tail):
+            base, suffix = base[: -len(tail)], tail
+            break
+    shown = ".".join(s if s and _PLAIN_SEGMENT.fullmatch(s) else "*" for s in base.split("."))
+    return shown[:200] + suffix
 
 
 @dataclass(slots=True)
@@ -120,7 +136,7 @@ class Screen:
         if not verdict.allowed:
             reason = verdict.reason or "REQUEST_REJECTED"
             detail = _SIZE_DETAIL.get(reason) or f"the request was refused: {reason.lower()}"
-            extra: dict[str, Any] = {"field": verdict.field} if verdict.field else {}
+            extra: dict[str, Any] = {"field": shown_field(verdict.field)} if verdict.field else {}
             if verdict.threats:
                 extra["threats"] = sorted({t.kind for t in verdict.threats})
             return who, Refusal(verdict.status, reason, detail, extra=extra)
