@@ -51,8 +51,12 @@ def shown_field(where: str) -> str:
         if base.endswith(tail):
             base, suffix = base[: -len(tail)], tail
             break
-    shown = ".".join(s if s and _PLAIN_SEGMENT.fullmatch(s) else "*" for s in base.split("."))
-    return shown[:200] + suffix
+    shown: list[str] = []
+    for segment in base.split("."):
+        plain = segment and _PLAIN_SEGMENT.fullmatch(segment)
+        if plain or shown[-1:] != ["*"]:  # a key with dots in it is still one ``*``
+            shown.append(segment if plain else "*")
+    return ".".join(shown)[:200] + suffix
 
 
 @dataclass(slots=True)
