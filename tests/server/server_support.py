@@ -69,3 +69,13 @@ def assert_problem(response: object, status: int, code: str) -> dict[str, object
     assert {"type", "title", "detail", "request_id"} <= body.keys()
     assert body["request_id"] == response.headers["x-request-id"]  # type: ignore[attr-defined]
     return body
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+}
+"""Headers every response carries (a subset of the middleware's list, pinned by value)."""
