@@ -27,7 +27,8 @@ from typing import Any
 from sqlalchemy import event, text
 
 from benchlib import machine_lines, verdict
-from tradeguard.audit import AuditLog, AuditRecord, SqlAuditStore, verify_chain
+from tradeguard.audit import AuditLog, SqlAuditStore, verify_chain
+from tradeguard.audit.chain import Row
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.storage import create_database_engine
 
@@ -47,10 +48,10 @@ class CountingStore(SqlAuditStore):
 
     appends = 0
 
-    def append(self, events: Sequence[SecurityEvent]) -> list[AuditRecord]:
-        """Append and count the transaction."""
+    def append_rows(self, events: Sequence[SecurityEvent]) -> list[Row]:
+        """Append and count the transaction (the AuditLog's writer calls this)."""
         self.appends += 1
-        return super().append(events)
+        return super().append_rows(events)
 
 
 def open_log(

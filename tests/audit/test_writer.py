@@ -12,7 +12,7 @@ import pytest
 
 import tradeguard
 from tradeguard.audit import AuditLog, BatchWriter, JsonLinesSink, SqlAuditStore, read_jsonl
-from tradeguard.audit.chain import AuditRecord
+from tradeguard.audit.chain import AuditRecord, Row
 from tradeguard.audit.verify import verify_chain
 from tradeguard.errors import AuditWriteFailed
 from tradeguard.events import SecurityEvent
@@ -143,13 +143,13 @@ def test_bus_when_durable_type_then_recorded_before_publish_returns(
     assert log.is_durable(SecurityEvent("order.approved", severity="critical"))
     assert not log.is_durable(SecurityEvent("order.approved"))
     append_calls: list[int] = []
-    original = store.append
+    original = store.append_rows
 
-    def spy(events: Sequence[SecurityEvent]) -> list[AuditRecord]:
+    def spy(events: Sequence[SecurityEvent]) -> list[Row]:
         append_calls.append(len(events))
         return original(events)
 
-    store.append = spy  # type: ignore[method-assign]
+    store.append_rows = spy  # type: ignore[method-assign]
     log2 = AuditLog(store)
     log2(SecurityEvent("killswitch.engaged", actor="ops"))
     assert append_calls  # committed before the call returned

@@ -8,16 +8,20 @@ the key cannot forge a record or re-link the chain.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json import encoder as _json_encoder
+from types import MappingProxyType
 from typing import Any
 
 from tradeguard.events import SecurityEvent
 
 GENESIS = "0" * 64
+Row = tuple[Any, ...]  # seq, time, type, actor, subject, ip, outcome, severity, details, prev, hash
 
 
 def _json_default(value: object) -> object:
@@ -30,26 +34,60 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-_dumps = json.JSONEncoder(
+def _compiled(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """``encoder.encode`` without rebuilding the C encoder on every call.
+
+    No circular-reference check (the markers dict could not be shared between threads): a
+    cycle ends in RecursionError instead of ValueError. Same output as ``encoder.encode``.
+    """
+    make = getattr(_json_encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has _json
+        return encoder.encode
+    encode = make(
+        None, encoder.default, _json_encoder.encode_basestring, None, encoder.key_separator,
+        encoder.item_separator, encoder.sort_keys, encoder.skipkeys, encoder.allow_nan,
+    )  # fmt: skip
+    join = "".join
+    return lambda value: join(encode(value, 0))
+
+
+_details_json = _compiled(json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=_json_default
-)
+))  # fmt: skip
+_material = _compiled(json.JSONEncoder(ensure_ascii=False, separators=(",", ":")))
+_quote = _json_encoder.encode_basestring  # the C function when _json is there
 
 
 def canonical_details(details: Mapping[str, Any]) -> str:
     """Canonical JSON text of event details (sorted keys; non-JSON values as str)."""
-    return _dumps.encode(dict(details)) if details else "{}"
+    if not details:
+        return "{}"
+    if type(details) is MappingProxyType:  # as the bus delivers it
+        try:
+            return _details_json(details.copy())
+        except AttributeError:  # a proxy over a mapping without copy()
+            return _details_json(dict(details))
+    return _details_json(details if type(details) is dict else dict(details))
+
+
+_prefixes: dict[tuple[int, int, int, int, int, int], str] = {}
 
 
 def format_time(when: datetime) -> str:
     """Fixed-width UTC ISO-8601 with microseconds, so text order is time order.
 
-    A naive datetime is taken as UTC (never as the machine's local time).
+    A naive datetime is taken as UTC (never as the machine's local time). The text up to
+    the second is cached: a stream of events shares it.
     """
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    elif when.utcoffset():
+    if when.tzinfo is not None and when.tzinfo is not UTC and when.utcoffset():
         when = when.astimezone(UTC)
-    return when.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    second = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    prefix = _prefixes.get(second)
+    if prefix is None:
+        if len(_prefixes) > 4096:
+            _prefixes.clear()
+        prefix = _prefixes[second] = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.".format(*second)
+    return f"{prefix}{when.microsecond:06d}Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -99,15 +137,52 @@ class AuditRecord:
         )  # fmt: skip
 
 
-_material = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
-def mac_of_row(key: bytes, row: Sequence[Any]) -> str:
+class KeyedMac:
+    """HMAC-SHA256 under one key, keyed once: RFC 2104 over hashlib's SHA-256 states.
+
+    Each MAC copies the two pre-keyed states instead of re-deriving them from the key.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(block.translate(_IPAD))
+        self._outer = hashlib.sha256(block.translate(_OPAD))
+
+    def __repr__(self) -> str:
+        return "KeyedMac(sha256)"
+
+    def hexdigest(self, message: bytes) -> str:
+        """HMAC-SHA256 of ``message``, hex."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+MacKey = bytes | KeyedMac
+
+
+def keyed(key: MacKey) -> KeyedMac:
+    """``key`` ready for many MACs."""
+    return key if isinstance(key, KeyedMac) else KeyedMac(key)
+
+
+def mac_of_row(key: MacKey, row: Sequence[Any]) -> str:
     """HMAC-SHA256 (hex) of ``[seq, time, ..., details, prev_hash]`` in that order."""
-    return hmac.digest(key, _material(list(row)).encode("utf-8"), "sha256").hex()
+    material = _material(row if type(row) in (tuple, list) else list(row))
+    return keyed(key).hexdigest(material.encode("utf-8"))
 
 
-def record_mac(key: bytes, seq: int, fields: tuple[Any, ...], prev_hash: str) -> str:
+def record_mac(key: MacKey, seq: int, fields: tuple[Any, ...], prev_hash: str) -> str:
     """HMAC-SHA256 (hex) of a record's canonical form; ``fields`` = time..details."""
     return mac_of_row(key, (seq, *fields, prev_hash))
 
@@ -120,24 +195,93 @@ def fields_of(record: AuditRecord) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def record_is_authentic(key: bytes, record: AuditRecord, *, as_seq: int | None = None) -> bool:
+def record_is_authentic(key: MacKey, record: AuditRecord, *, as_seq: int | None = None) -> bool:
     """Whether the stored hash is the MAC of the record (taken at ``as_seq`` if given)."""
     seq = record.seq if as_seq is None else as_seq
     expected = record_mac(key, seq, fields_of(record), record.prev_hash)
     return hmac.compare_digest(expected, record.hash)
 
 
+Head = tuple[Any, Any, Any, Any, Any, Any]  # type, actor, subject, ip, outcome, severity
+_heads: dict[Head, str] = {}
+
+
+def _encoded_head(head: Head) -> str:
+    """``type..severity`` as they appear inside the MAC material (cached when plain text)."""
+    try:
+        text = _heads.get(head)
+    except TypeError:  # an unhashable field: encode it every time
+        text = None
+    if text is None:
+        text = _material(head)[1:-1]
+        if all(value is None or type(value) is str for value in head):
+            if len(_heads) > 4096:
+                _heads.clear()
+            _heads[head] = text
+    return text
+
+
+def seal_rows(
+    mac: KeyedMac,
+    seq: int,
+    prev_hash: str,
+    events: Iterable[SecurityEvent],
+    now: Callable[[], datetime],
+) -> list[Row]:
+    """The rows for ``events`` at ``seq + 1``, ``seq + 2``, … chained after ``prev_hash``.
+
+    Each row is ``(seq, time, type, actor, subject, ip, outcome, severity, details,
+    prev_hash, hash)``; the MAC material is built once per record, byte for byte what
+    :func:`mac_of_row` would encode. ``now`` stamps events without a time (once per call).
+    """
+    rows: list[Row] = []
+    add = rows.append
+    inner_copy, outer_copy = mac._inner.copy, mac._outer.copy
+    quote, details_json, heads, proxy = _quote, _details_json, _heads, MappingProxyType
+    quoted_prev = quote(prev_hash)
+    default_time: str | None = None
+    for event in events:
+        seq += 1
+        when = event.time
+        if when is not None:
+            stamp = format_time(when)
+        elif default_time is not None:
+            stamp = default_time
+        else:
+            stamp = default_time = format_time(now())
+        details = event.details
+        if not details:
+            text = "{}"
+        elif type(details) is proxy:  # as the bus delivers it: copying the dict inside is quick
+            try:
+                text = details_json(details.copy())
+            except AttributeError:  # a proxy over a mapping without copy()
+                text = details_json(dict(details))
+        else:
+            text = details_json(details if type(details) is dict else dict(details))
+        head = (event.type, event.actor, event.subject, event.ip, event.outcome, event.severity)
+        try:
+            encoded = heads.get(head) or _encoded_head(head)
+        except TypeError:
+            encoded = _encoded_head(head)
+        inner = inner_copy()
+        inner.update(f'[{seq},"{stamp}",{encoded},{quote(text)},{quoted_prev}]'.encode())
+        outer = outer_copy()
+        outer.update(inner.digest())
+        digest = outer.hexdigest()
+        add((seq, stamp, *head, text, prev_hash, digest))
+        prev_hash = digest
+        quoted_prev = f'"{digest}"'
+    return rows
+
+
 def seal_event(
-    key: bytes, seq: int, event: SecurityEvent, prev_hash: str, now: datetime
+    key: MacKey, seq: int, event: SecurityEvent, prev_hash: str, now: datetime
 ) -> AuditRecord:
     """Make the record for ``event`` at position ``seq`` after ``prev_hash``."""
-    fields = (
-        format_time(event.time or now), event.type, event.actor, event.subject, event.ip,
-        event.outcome, event.severity, canonical_details(event.details),
-    )  # fmt: skip
-    return AuditRecord(seq, *fields, prev_hash, record_mac(key, seq, fields, prev_hash))
+    return AuditRecord(*seal_rows(keyed(key), seq - 1, prev_hash, (event,), lambda: now)[0])
 
 
-def checkpoint_mac(key: bytes, kind: str, seq: int, hash_: str) -> str:
+def checkpoint_mac(key: MacKey, kind: str, seq: int, hash_: str) -> str:
     """MAC of a checkpoint (the signed head, or a prune anchor)."""
     return mac_of_row(key, ("checkpoint", kind, seq, hash_))

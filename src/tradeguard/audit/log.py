@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import IO
 
-from tradeguard.audit.chain import AuditRecord
+from tradeguard.audit.chain import AuditRecord, Row
 from tradeguard.audit.jsonl import JsonLinesSink, write_jsonl
 from tradeguard.audit.store import SqlAuditStore
 from tradeguard.audit.verify import VerifyResult
@@ -43,10 +44,15 @@ class AuditLog:
         self._jsonl = jsonl
         self._bus = bus
         self._durable = durable_prefixes
+        self._durable_types: dict[str, bool] = {}  # type -> starts with a durable prefix
         self._durable_timeout = durable_timeout
-        self._writer = BatchWriter(
-            store.append, after_commit=jsonl, max_queue=max_queue, max_batch=max_batch
+        self._writer: BatchWriter[Row] = BatchWriter(
+            store.append_rows,
+            after_commit=None if jsonl is None else self._ship,
+            max_queue=max_queue,
+            max_batch=max_batch,
         )
+        self._offer = self._writer.offer
         self._closed = False
 
     def __repr__(self) -> str:
@@ -59,10 +65,29 @@ class AuditLog:
 
     def is_durable(self, event: SecurityEvent) -> bool:
         """Whether ``event`` is recorded with ``wait=True`` when it arrives from the bus."""
-        return event.severity == "critical" or event.type.startswith(self._durable)
+        return event.severity == "critical" or self._durable_type(event.type)
+
+    def _durable_type(self, type_: str) -> bool:
+        durable = self._durable_types.get(type_)
+        if durable is None:
+            if len(self._durable_types) > 4096:  # types are code-defined; bound it anyway
+                self._durable_types.clear()
+            durable = self._durable_types[type_] = type_.startswith(self._durable)
+        return durable
 
     def __call__(self, event: SecurityEvent) -> None:
-        self.record(event, wait=self.is_durable(event))
+        """The bus subscriber: durable events wait for their commit, the rest are queued."""
+        durable = self._durable_types.get(event.type)
+        if durable is None:
+            durable = self._durable_type(event.type)
+        if durable or event.severity == "critical":
+            self.record(event, wait=True)
+        else:
+            self._offer(event)
+
+    def _ship(self, rows: Sequence[Row]) -> None:
+        if self._jsonl is not None:
+            self._jsonl([AuditRecord(*row) for row in rows])
 
     def record(self, event: SecurityEvent, *, wait: bool = False) -> None:
         """Queue ``event``; with ``wait=True`` return only once its record is committed."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from itertools import chain as flatten
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -14,10 +15,12 @@ from tradeguard.audit import schema
 from tradeguard.audit.chain import (
     GENESIS,
     AuditRecord,
+    KeyedMac,
+    Row,
     checkpoint_mac,
     format_time,
     mac_of_row,
-    seal_event,
+    seal_rows,
 )
 from tradeguard.audit.verify import Checkpoint, VerifyResult, verify_chain
 from tradeguard.clock import SYSTEM_CLOCK, Clock
@@ -40,13 +43,20 @@ _WRITE_HEAD = (
 )
 _FAST_SCAN = select(*_COLUMNS).where(_R.c.seq >= bindparam("start")).order_by(_R.c.seq)
 PAGE = 5000
+# SQLite binds at most 32,766 parameters per statement (999 before 3.32): 11 per row.
+_SQLITE_CHUNK = 2048 if sqlite3.sqlite_version_info >= (3, 32) else 64
 
 
-def _row(record: AuditRecord) -> tuple[Any, ...]:
-    return (
-        record.seq, record.time, record.type, record.actor, record.subject, record.ip,
-        record.outcome, record.severity, record.details, record.prev_hash, record.hash,
-    )  # fmt: skip
+def _sqlite_inserts() -> dict[int, str]:
+    """Multi-row INSERTs of 1, 2, 4, … rows.
+
+    One statement per chunk is one ``sqlite3_step`` with the GIL released, where
+    ``executemany`` steps (and gives the GIL up and waits for it again) once per row.
+    """
+    one = f"({', '.join('?' * len(_NAMES))})"
+    head = f"INSERT INTO {_R.name} ({', '.join(_NAMES)}) VALUES "  # noqa: S608 - constants
+    sizes = [1 << bit for bit in range(_SQLITE_CHUNK.bit_length())]
+    return {size: head + ", ".join([one] * size) for size in sizes}
 
 
 class SqlAuditStore:
@@ -54,21 +64,19 @@ class SqlAuditStore:
 
     def __init__(self, engine: Engine, key: bytes, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._engine = engine
-        self._key = key
+        self._key = KeyedMac(key)
         self._clock = clock
-        self._sqlite_insert = (
-            f"INSERT INTO {_R.name} ({', '.join(_NAMES)}) "  # noqa: S608 - constant names only
-            f"VALUES ({', '.join('?' * len(_NAMES))})"
-            if is_sqlite(engine)
-            else None
-        )
+        self._sqlite_inserts = _sqlite_inserts() if is_sqlite(engine) else None
         schema.metadata.create_all(engine, checkfirst=True)
         try:
             with begin_write(engine) as conn:
                 if conn.execute(select(schema.head.c.id)).first() is None:
                     conn.execute(
                         insert(schema.head).values(
-                            id=1, seq=0, hash=GENESIS, mac=checkpoint_mac(key, "head", 0, GENESIS)
+                            id=1,
+                            seq=0,
+                            hash=GENESIS,
+                            mac=checkpoint_mac(self._key, "head", 0, GENESIS),
                         )
                     )
         except IntegrityError:
@@ -77,11 +85,18 @@ class SqlAuditStore:
     def __repr__(self) -> str:
         return f"SqlAuditStore(dialect={self._engine.dialect.name!r})"
 
-    def _insert_records(self, conn: Connection, sealed: list[AuditRecord]) -> None:
-        if self._sqlite_insert is not None:  # qmark executemany of tuples: no per-row dicts
-            conn.exec_driver_sql(self._sqlite_insert, [_row(r) for r in sealed])
-        else:
-            conn.execute(insert(_R), [dict(zip(_NAMES, _row(r), strict=True)) for r in sealed])
+    def _insert_rows(self, conn: Connection, rows: list[Row]) -> None:
+        statements = self._sqlite_inserts
+        if statements is None:
+            conn.execute(insert(_R), [dict(zip(_NAMES, row, strict=True)) for row in rows])
+            return
+        done, left = 0, len(rows)
+        while left:  # the largest power-of-two chunk that fits, until none are left
+            size = min(_SQLITE_CHUNK, 1 << (left.bit_length() - 1))
+            params = tuple(flatten.from_iterable(rows[done : done + size]))
+            conn.exec_driver_sql(statements[size], params)
+            done += size
+            left -= size
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -89,18 +104,18 @@ class SqlAuditStore:
 
     def append(self, events: Sequence[SecurityEvent]) -> list[AuditRecord]:
         """Chain and commit ``events`` in one transaction; returns the stored records."""
-        now = self._clock.now()
+        return [AuditRecord(*row) for row in self.append_rows(events)]
+
+    def append_rows(self, events: Sequence[SecurityEvent]) -> list[Row]:
+        """:meth:`append`, returning the stored rows as tuples in column order."""
         try:
             with begin_write(self._engine) as conn:
-                row = conn.execute(_READ_HEAD).one()
-                seq, prev = int(row.seq), str(row.hash)
-                sealed: list[AuditRecord] = []
-                for event in events:
-                    seq += 1
-                    record = seal_event(self._key, seq, event, prev, now)
-                    sealed.append(record)
-                    prev = record.hash
-                self._insert_records(conn, sealed)
+                seq, prev = conn.execute(_READ_HEAD).one()
+                rows = seal_rows(self._key, int(seq), str(prev), events, self._clock.now)
+                if not rows:
+                    return rows
+                self._insert_rows(conn, rows)
+                seq, prev = rows[-1][0], rows[-1][10]
                 conn.execute(
                     _WRITE_HEAD,
                     {"new_seq": seq, "new_hash": prev,
@@ -110,7 +125,7 @@ class SqlAuditStore:
             raise BackendUnavailable(
                 f"the audit database is unavailable ({type(exc.orig).__name__})"
             ) from exc
-        return sealed
+        return rows
 
     def snapshot(self) -> AbstractContextManager[Connection]:
         """A read transaction that sees one consistent state of the chain."""

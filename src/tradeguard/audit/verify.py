@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from tradeguard.audit.chain import (
     GENESIS,
     AuditRecord,
+    MacKey,
     checkpoint_mac,
+    keyed,
     record_is_authentic,
 )
 
@@ -25,7 +27,7 @@ class Checkpoint:
     hash: str
     mac: str
 
-    def authentic(self, key: bytes) -> bool:
+    def authentic(self, key: MacKey) -> bool:
         """Whether the MAC is right for this key."""
         return hmac.compare_digest(checkpoint_mac(key, self.kind, self.seq, self.hash), self.mac)
 
@@ -40,7 +42,7 @@ class VerifyResult:
     reason: str | None = None
 
 
-def _true_position(key: bytes, record: AuditRecord) -> int | None:
+def _true_position(key: MacKey, record: AuditRecord) -> int | None:
     for delta in range(1, _REORDER_WINDOW + 1):
         for candidate in (record.seq - delta, record.seq + delta):
             if candidate > 0 and record_is_authentic(key, record, as_seq=candidate):
@@ -48,7 +50,7 @@ def _true_position(key: bytes, record: AuditRecord) -> int | None:
     return None
 
 
-def _classify_forgery(key: bytes, record: AuditRecord, following: AuditRecord | None) -> str:
+def _classify_forgery(key: MacKey, record: AuditRecord, following: AuditRecord | None) -> str:
     moved_from = _true_position(key, record)
     if moved_from is not None:
         return f"reordered: the record stored at {record.seq} was written as {moved_from}"
@@ -58,7 +60,7 @@ def _classify_forgery(key: bytes, record: AuditRecord, following: AuditRecord | 
 
 
 def verify_chain(
-    key: bytes,
+    key: MacKey,
     records: Iterable[AuditRecord],
     *,
     head: Checkpoint | None,
@@ -70,6 +72,7 @@ def verify_chain(
     records, a tail cut off before the signed head, a record appended after it, and a
     forged head or anchor.
     """
+    key = keyed(key)
     if anchor is not None and not anchor.authentic(key):
         return VerifyResult(False, 0, anchor.seq, "prune anchor forged: its MAC is wrong")
     if head is not None and not head.authentic(key):

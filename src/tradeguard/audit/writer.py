@@ -2,9 +2,10 @@
 
 Producers append to a bounded in-memory queue and return at once (or, with ``wait=True``,
 block until the batch holding their event is committed). One thread drains the queue in
-batches, each batch one transaction. A full queue blocks producers instead of dropping
-events. If the database fails, the batch stays at the front of the queue and is retried
-with backoff; durable waiters are told after ``max_attempts``.
+batches, each batch one transaction; once woken it lingers a few milliseconds to gather a
+batch, unless something is urgent (a durable waiter, flush, close, a full queue). A full
+queue blocks producers instead of dropping events. If the database fails, the batch is
+kept and retried with backoff; durable waiters are told after ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -13,45 +14,51 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
-from tradeguard.audit.chain import AuditRecord
 from tradeguard.errors import AuditWriteFailed
 from tradeguard.events import SecurityEvent
 
 _log = logging.getLogger(__name__)
 
-AppendFn = Callable[[Sequence[SecurityEvent]], list[AuditRecord]]
-AfterCommit = Callable[[list[AuditRecord]], None]
+T = TypeVar("T")
+AppendFn = Callable[[Sequence[SecurityEvent]], Sequence[T]]
+AfterCommit = Callable[[Sequence[T]], None]
 
 
 class _Ticket:
-    __slots__ = ("done", "error")
+    """A queued event whose producer waits until it is committed."""
 
-    def __init__(self) -> None:
+    __slots__ = ("done", "error", "event")
+
+    def __init__(self, event: SecurityEvent) -> None:
+        self.event = event
         self.done = threading.Event()
         self.error: BaseException | None = None
 
 
-class BatchWriter:
+class BatchWriter(Generic[T]):
     """Drains queued events into ``append`` in batches on one daemon thread.
 
-    The producer's path takes no lock: a deque append (atomic) and, when the writer sleeps,
-    setting an Event. Locks are taken only for backpressure, flush and close.
+    The producer's path takes no lock: a deque append (atomic) and, only when the writer
+    sleeps, setting an Event. Locks are taken only for backpressure, flush and close.
+    ``after_commit`` gets what ``append`` returned for each committed batch.
     """
 
     def __init__(
         self,
-        append: AppendFn,
+        append: AppendFn[T],
         *,
-        after_commit: AfterCommit | None = None,
+        after_commit: AfterCommit[T] | None = None,
         max_queue: int = 100_000,
         max_batch: int = 2_000,
         retry_delay: float = 0.05,
         max_retry_delay: float = 5.0,
         max_attempts: int = 8,
+        linger: float = 0.005,
     ) -> None:
-        if max_queue < 1 or max_batch < 1:
-            raise ValueError("max_queue and max_batch must be positive")
+        if max_queue < 1 or max_batch < 1 or linger < 0:
+            raise ValueError("max_queue and max_batch must be positive, linger not negative")
         self._append = append
         self._after_commit = after_commit
         self._max_queue = max_queue
@@ -59,8 +66,12 @@ class BatchWriter:
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._max_attempts = max_attempts
-        self._queue: deque[tuple[SecurityEvent, _Ticket | None]] = deque()
+        self._linger = linger
+        # a plain event, or a _Ticket around one that a producer waits on
+        self._queue: deque[SecurityEvent | _Ticket] = deque()
         self._wakeup = threading.Event()
+        self._sleeping = False  # set by the writer before it waits; producers then wake it
+        self._urgent = False  # someone waits for a commit: no lingering
         self._changed = threading.Condition()  # room in the queue, or the writer went idle
         self._in_flight = 0
         self._closing = False
@@ -71,32 +82,58 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name="tradeguard-audit", daemon=True)
         self._thread.start()
 
+    def offer(self, event: SecurityEvent) -> None:
+        """Queue ``event`` for the next batch and return (the hot path; blocks only when full)."""
+        if self._closing:
+            raise AuditWriteFailed("the audit writer is closed; the event was not recorded")
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            self._wait_for_room()
+        queue.append(event)
+        if self._sleeping:
+            self._sleeping = False
+            self._wakeup.set()
+        if self._finished:  # raced with close(): write it here rather than lose it
+            self._drain()
+
     def submit(
         self, event: SecurityEvent, *, wait: bool = False, timeout: float | None = None
     ) -> None:
         """Queue ``event``; with ``wait``, return only once it is committed."""
+        if not wait:
+            self.offer(event)
+            return
         if self._closing:
             raise AuditWriteFailed("the audit writer is closed; the event was not recorded")
         if len(self._queue) >= self._max_queue:
-            with self._changed:  # backpressure: wait for room, never drop
-                while len(self._queue) >= self._max_queue and not self._closing:
-                    self._changed.wait(0.1)
-        ticket = _Ticket() if wait else None
-        self._queue.append((event, ticket))
-        if not self._wakeup.is_set():
-            self._wakeup.set()
-        if self._finished:  # raced with close(): write it here rather than lose it
+            self._wait_for_room()
+        ticket = _Ticket(event)
+        self._queue.append(ticket)
+        self._hurry()
+        if self._finished:
             self._drain()
-        if ticket is not None:
-            if not ticket.done.wait(timeout):
-                raise AuditWriteFailed(f"the audit record was not durable within {timeout} s")
-            if ticket.error is not None:
-                raise AuditWriteFailed(
-                    f"the audit record could not be committed: {ticket.error}"
-                ) from ticket.error
+        if not ticket.done.wait(timeout):
+            raise AuditWriteFailed(f"the audit record was not durable within {timeout} s")
+        if ticket.error is not None:
+            raise AuditWriteFailed(
+                f"the audit record could not be committed: {ticket.error}"
+            ) from ticket.error
+
+    def _hurry(self) -> None:
+        """Wake the writer and have it commit at once."""
+        self._urgent = True
+        self._sleeping = False
+        self._wakeup.set()
+
+    def _wait_for_room(self) -> None:
+        self._hurry()
+        with self._changed:  # backpressure: wait for room, never drop
+            while len(self._queue) >= self._max_queue and not self._closing:
+                self._changed.wait(0.1)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything queued so far is committed; False on timeout."""
+        self._hurry()
         with self._changed:
             return self._changed.wait_for(lambda: not self._queue and not self._in_flight, timeout)
 
@@ -120,37 +157,54 @@ class BatchWriter:
         self._drain()
 
     def _run(self) -> None:
+        queue = self._queue
         while True:
-            self._wakeup.wait()
+            self._sleeping = True  # before looking at the queue: a producer after this wakes us
+            if not queue and not self._closing:
+                self._wakeup.wait()
+            self._sleeping = False
             self._wakeup.clear()
+            if self._linger and not (self._urgent or self._closing):
+                # Group commit: gather what follows for a moment (an urgent request cuts it
+                # short) rather than taking the GIL from a burst of publishes per event.
+                self._wakeup.wait(self._linger)
+                self._wakeup.clear()
+            self._urgent = False
             self._drain()
-            if self._closing and not self._queue:
+            if self._closing and not queue:
                 return
 
     def _drain(self) -> None:
-        while self._queue:
-            count = min(len(self._queue), self._max_batch)
+        queue = self._queue
+        take = queue.popleft
+        while queue:
+            count = min(len(queue), self._max_batch)
             self._in_flight = count
-            batch = []
-            for _ in range(count):
-                try:
-                    batch.append(self._queue.popleft())
-                except IndexError:  # another drainer (close racing a late submit) took it
-                    break
-            if batch:
-                self._write(batch)
+            events: list[SecurityEvent] = []
+            tickets: list[_Ticket] = []
+            add = events.append
+            try:
+                for _ in range(count):
+                    item = take()
+                    if type(item) is _Ticket:
+                        tickets.append(item)
+                        item = item.event
+                    add(item)  # type: ignore[arg-type]
+            except IndexError:  # another drainer (close racing a late submit) took it
+                pass
+            if events:
+                self._write(events, tickets)
             with self._changed:
                 self._in_flight = 0
                 self._changed.notify_all()
 
-    def _write(self, batch: list[tuple[SecurityEvent, _Ticket | None]]) -> None:
-        events = [event for event, _ in batch]
+    def _write(self, events: list[SecurityEvent], tickets: list[_Ticket]) -> None:
         delay = self._retry_delay
         attempt = 0
         while True:
             attempt += 1
             try:
-                records = self._append(events)
+                written = self._append(events)
                 break
             except Exception as exc:  # the database, not us: keep the events and retry
                 self.failures += 1
@@ -158,8 +212,8 @@ class BatchWriter:
                     "audit append of %d events failed (attempt %d): %s", len(events), attempt, exc
                 )
                 if attempt >= self._max_attempts:
-                    for _, ticket in batch:
-                        if ticket is not None and not ticket.done.is_set():
+                    for ticket in tickets:
+                        if not ticket.done.is_set():
                             ticket.error = exc
                             ticket.done.set()
                     if self._closing:
@@ -169,12 +223,11 @@ class BatchWriter:
                         return
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._max_retry_delay)
-        self.committed += len(records)
-        for _, ticket in batch:
-            if ticket is not None:
-                ticket.done.set()
+        self.committed += len(written)
+        for ticket in tickets:
+            ticket.done.set()
         if self._after_commit is not None:
             try:
-                self._after_commit(records)
+                self._after_commit(written)
             except Exception:
                 _log.exception("audit after-commit hook failed")
