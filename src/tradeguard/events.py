@@ -30,7 +30,6 @@ _SENSITIVE_KEY = re.compile(
 )
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _log = logging.getLogger(__name__)
-_set = object.__setattr__
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -68,6 +67,21 @@ def redact(value: Any) -> Any:
     return value
 
 
+def _redacted_details(details: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only redacted copy of event details.
+
+    Fast path: a flat mapping of known-harmless keys to scalars is copied as it is;
+    anything else (a sensitive or unseen key, a nested value) goes through :func:`redact`.
+    """
+    copied = dict(details)
+    known = _sensitive_cache.get
+    scalars = _SCALARS
+    for key, item in copied.items():
+        if known(key) is not False or type(item) not in scalars:
+            return MappingProxyType(redact(details))
+    return MappingProxyType(copied)
+
+
 @dataclass(frozen=True, slots=True)
 class SecurityEvent:
     """One security decision: what happened, to whom, by whom, and how it ended."""
@@ -86,6 +100,14 @@ class SecurityEvent:
             raise ValueError("a SecurityEvent needs a dotted type such as 'secret.read'")
         if self.severity not in ("info", "warning", "critical"):
             raise ValueError(f"unknown severity {self.severity!r}")
+
+
+# The slots' own setters: a stamped copy is built without __init__ (and its validation,
+# already done when the original was made) and without frozen-dataclass setattr.
+_new = object.__new__
+_set_type, _set_actor, _set_subject, _set_ip, _set_outcome, _set_severity, _set_details, \
+    _set_time = (vars(SecurityEvent)[name].__set__ for name in (
+        "type", "actor", "subject", "ip", "outcome", "severity", "details", "time"))  # fmt: skip
 
 
 class EventBus:
@@ -121,18 +143,17 @@ class EventBus:
         subscribers = self._subscribers
         if not subscribers:
             return event
-        # Rebuilt without __init__: the fields were validated when the event was made.
-        stamped = object.__new__(SecurityEvent)
-        _set(stamped, "type", event.type)
-        _set(stamped, "actor", event.actor)
-        _set(stamped, "subject", event.subject)
-        _set(stamped, "ip", event.ip)
-        _set(stamped, "outcome", event.outcome)
-        _set(stamped, "severity", event.severity)
-        _set(
-            stamped, "details", MappingProxyType(redact(event.details)) if event.details else _EMPTY
-        )
-        _set(stamped, "time", event.time or self._clock.now())
+        stamped = _new(SecurityEvent)
+        _set_type(stamped, event.type)
+        _set_actor(stamped, event.actor)
+        _set_subject(stamped, event.subject)
+        _set_ip(stamped, event.ip)
+        _set_outcome(stamped, event.outcome)
+        _set_severity(stamped, event.severity)
+        details = event.details
+        _set_details(stamped, _redacted_details(details) if details else _EMPTY)
+        when = event.time
+        _set_time(stamped, self._clock.now() if when is None else when)
         event = stamped
         for subscriber in subscribers:
             try:
