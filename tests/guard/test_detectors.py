@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 import tradeguard.guard
 from tradeguard.guard import InputVerdict, Threat, escape_html, sanitize_text, validate_input
-from tradeguard.guard import inspect as guard_inspect
 from tradeguard.guard.normalize import decode
 
 
@@ -275,14 +274,6 @@ def test_validate_when_any_text_then_never_raises_and_deterministic(value: str) 
 
 
 _NASTY = st.text(alphabet="'\"<>;|&`$%\\/()=#-*.:@ aonrsuelctidx0123456789\x00\t", max_size=80)
-
-
-@settings(max_examples=500, deadline=None)
-@given(_NASTY)
-def test_fast_path_when_value_passes_then_full_scan_agrees(value: str) -> None:
-    # The pre-filter may only skip values the full scan would also pass.
-    if guard_inspect._plain(value):
-        assert guard_inspect._scan(value, False) == []
 
 
 @settings(max_examples=200, deadline=None)

@@ -27,7 +27,7 @@ from typing import Final
 
 from tradeguard.guard.normalize import TOO_COMPLEX, find_unjoined
 
-__all__ = ["MAX_SEPARATORS", "RULES", "detect_cmdi", "names_binary"]
+__all__ = ["MAX_SEPARATORS", "RULES", "detect_cmdi", "names_binary", "tool_command"]
 
 MAX_SEPARATORS: Final = 70_000
 """Separators examined per value at most (a 64 KiB value holds fewer); past it:
@@ -139,6 +139,12 @@ def names_binary(text: str) -> bool:
     return False
 
 
+def tool_command(low: str) -> bool:
+    """``low`` (lower-cased) starts with a network or shell tool given arguments."""
+    tool = _COMMAND_LINE.match(low)
+    return tool is not None and tool.group(1) in _NETWORK_TOOLS
+
+
 def detect_cmdi(text: str) -> str | None:
     """The first command injection rule ``text`` triggers, or ``None``.
 
@@ -159,8 +165,7 @@ def detect_cmdi(text: str) -> str | None:
         return chained
     if ("/" in text or "\\" in text) and names_binary(low):
         return "binary_path"
-    tool = _COMMAND_LINE.match(low)
-    if tool is not None and tool.group(1) in _NETWORK_TOOLS:
+    if tool_command(low):
         return "command_line"
     if "(" in text and find_unjoined(_CODE_EXEC, low, "_$.") is not None:
         return "code_execution"

@@ -11,9 +11,10 @@ miss some, and flag a few odd harmless values. It is never a substitute for para
 queries, context-aware output encoding (see :func:`escape_html`), path canonicalisation
 against an allow-listed root, and passing argument lists (not strings) to subprocesses.
 
-Cost: a fast pre-filter answers most ordinary values (names, numbers, e-mail addresses)
-without decoding; everything else is decoded and scanned in linear time. A value longer
-than ``max_chars`` (64 KiB by default) is refused unread with a ``size`` threat.
+Cost: an exact pre-filter (:mod:`tradeguard.guard.prefilter`) answers most ordinary values
+(names, numbers, e-mail addresses) without decoding; everything else is decoded and scanned
+in linear time, each detector only when the value holds something it could act on. A value
+longer than ``max_chars`` (64 KiB by default) is refused unread with a ``size`` threat.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Final
 
 from tradeguard.guard import cmdi, sqli, traversal, xss
 from tradeguard.guard.normalize import TOO_COMPLEX, decode
+from tradeguard.guard.prefilter import alnum, inert_marks
 
 __all__ = [
     "COMMAND_INJECTION",
@@ -94,59 +96,21 @@ class InputVerdict:
 
 _SAFE: Final = InputVerdict(safe=True)
 _FAST_PATH_CHARS: Final = 4096
-_PLAIN: Final = re.compile(r"[^A-Za-z0-9 ,.@_?!+*/'\"-]")
-_QUOTE_OPERATORS: Final = re.compile(r"[/?!+*-]")
-_FAST_WORDS: Final = frozenset(
-    """union select or and xor order group having where procedure into limit waitfor exec
-    execute declare drop insert delete update shutdown like rlike regexp between is case
-    when truncate create backup exists sounds ping nc ncat netcat curl wget bash sh python
-    perl php ruby telnet nslookup dig ssh ftp tftp powershell cmd certutil""".split()
-)
+"""Longest value the pre-filter answers (far below every detector's work budget)."""
 _WORD: Final = re.compile(r"[a-z]++")
-_PLAIN_WORDS: Final = _FAST_WORDS - {"or", "and", "xor"}
+_SQL_WORDS: Final = frozenset(
+    """union select order group having where procedure into limit waitfor exec execute
+    declare drop insert delete update truncate create backup exists like rlike regexp between
+    is sounds case""".split()
+)
+"""Words a SQL rule can start from without any SQL punctuation (see :func:`_sql_possible`)."""
+_BOOL_WORDS: Final = frozenset({"or", "and", "xor"})
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CONTROL_KEEP_TAB_LF: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]++")
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
-_SQL_STRUCTURE: Final = re.compile(r"[;()#=<>|&\\]|--|/\*|@@")
-_SQL_OPERATOR: Final = re.compile(r"[-+*/%^~!]")
+_SQL_STRUCTURE: Final = re.compile(r"[;()#=<>|&\\]|--|/\*|@@|0x|xp_|sp_")
+_SQL_OPERATOR: Final = re.compile(r"[-+*/%^~!:]")
 _CMDI_HINT: Final = re.compile(r"[;|&`\n\r(/\\$]|<!--")
-
-
-def _plain(value: str) -> bool:
-    """Fast path: nothing any detector could act on. Only a subset of the harmless values
-    qualifies (letters, digits, spaces and a few marks, in shapes no rule can use); every
-    other value takes the full path, so this can only make the guard faster, not laxer."""
-    if len(value) > _FAST_PATH_CHARS:
-        return False
-    if value.isalnum():
-        # Only event-handler names (onload) and hex spellings (0x2e) need a closer look.
-        return not (value[0] in "oO" and value[1:2] in "nN") and "0x" not in value.lower()
-    if not value.isascii() or _PLAIN.search(value) is not None:
-        return False
-    lowered = value.lower()
-    if "--" in value or ".." in value or "@@" in value or "0x" in lowered or "+a" in lowered:
-        return False
-    if "xp_" in lowered or "sp_" in lowered:
-        return False
-    if lowered.lstrip(" \"'")[:2] == "on":
-        return False
-    quoted = "'" in value or '"' in value
-    if quoted:
-        if _QUOTE_OPERATORS.search(value):
-            return False
-        lowered = lowered.replace("'", " ").replace('"', " ")
-    if "/" in value and (
-        "/*" in value
-        or "*/" in value
-        or traversal.names_system_file(value)
-        or cmdi.names_binary(value)
-    ):
-        return False
-    if "." in value and ("ini" in lowered or ".ht" in lowered or "config" in lowered):
-        return False
-    # Without quotes or comparison marks, AND/OR alone cannot form any SQL rule.
-    words = _FAST_WORDS if quoted else _PLAIN_WORDS
-    return words.isdisjoint(_WORD.findall(lowered))
 
 
 def _control_threat(raw: str, decoded: str) -> Threat | None:
@@ -174,30 +138,55 @@ def _too_many_marks(text: str) -> bool:
     return len(text) > MAX_MARKS and sum(map(text.count, string.punctuation)) > MAX_MARKS
 
 
+def _sql_possible(text: str, lowered: str) -> bool:
+    """Some SQL rule could fire on ``text``: it has SQL punctuation (``; ( = < > # | &``, a
+    comment, ``@@``, a hex literal, ``xp_``), a statement, clause or comparison word, or a
+    quote together with an operator or a boolean word (a break-out). Without any of these
+    the lexer yields only plain words, numbers and arithmetic, on which no rule fires, so
+    :func:`sqli.detect_sqli` is skipped (exactly: tests/guard/test_prefilter.py)."""
+    if _SQL_STRUCTURE.search(lowered) is not None:
+        return True
+    words = _WORD.findall(lowered)
+    if not _SQL_WORDS.isdisjoint(words):
+        return True
+    return ("'" in text or '"' in text) and (
+        _SQL_OPERATOR.search(text) is not None or not _BOOL_WORDS.isdisjoint(words)
+    )
+
+
 def _scan(value: str, path_field: bool) -> list[Threat]:
-    """Decode ``value`` and run every detector that could apply to it."""
+    """Decode ``value`` and run every detector that could fire on it."""
     if _too_many_marks(value):
         return [_TOO_COMPLEX_THREAT]
-    text = decode(value)
-    if text is None or _too_many_marks(text):
-        return [_TOO_COMPLEX_THREAT]
     threats: list[Threat] = []
-    control = _control_threat(value, text)
-    if control is not None:
-        threats.append(control)
+    if value.isascii() and "%" not in value and "&" not in value:
+        text = value  # what decode() would return: nothing to peel or fold
+        control = _control_threat(value, value)
+        if control is not None:
+            threats.append(control)
+    else:
+        decoded = decode(value)
+        if decoded is None or _too_many_marks(decoded):
+            return [_TOO_COMPLEX_THREAT]
+        text = decoded
+        control = _control_threat(value, text)
+        if control is not None:
+            threats.append(control)
     lowered = text.lower()
-    keyword = not _FAST_WORDS.isdisjoint(_WORD.findall(lowered)) or "xp_" in lowered
-    quoted = "'" in text or '"' in text
-    # Every SQL rule needs structure, an operator after a quote, or a keyword.
-    sql = keyword or _SQL_STRUCTURE.search(text) or (quoted and _SQL_OPERATOR.search(text))
     findings = (
-        (SQL_INJECTION, sqli.RULES, sqli.detect_sqli(text) if sql else None),
+        (
+            SQL_INJECTION,
+            sqli.RULES,
+            sqli.detect_sqli(text) if _sql_possible(text, lowered) else None,
+        ),
         (XSS, xss.RULES, _xss_rule(value, text)),
         (PATH_TRAVERSAL, traversal.RULES, traversal.detect_traversal(text, path_field=path_field)),
         (
             COMMAND_INJECTION,
             cmdi.RULES,
-            cmdi.detect_cmdi(text) if keyword or _CMDI_HINT.search(text) else None,
+            cmdi.detect_cmdi(text)
+            if _CMDI_HINT.search(text) or cmdi.tool_command(lowered)
+            else None,
         ),
     )
     for kind, rules, rule in findings:
@@ -226,23 +215,28 @@ def validate_input(
     ``str`` is refused with an ``invalid_type`` threat; one longer than ``max_chars`` with a
     ``size`` threat, without being inspected.
     """
-    if not isinstance(value, str):
+    if type(value) is not str:
+        if not isinstance(value, str):
+            return InputVerdict(
+                safe=False,
+                threats=(
+                    Threat(INVALID_TYPE, "not_text", f"expected str, got {type(value).__name__}"),
+                ),
+            )
+        value = str.__str__(value)  # a plain copy: a subclass's own methods are not trusted
+    size = len(value)
+    if size > max_chars:
         return InputVerdict(
             safe=False,
-            threats=(
-                Threat(INVALID_TYPE, "not_text", f"expected str, got {type(value).__name__}"),
-            ),
-        )
-    if len(value) > max_chars:
-        return InputVerdict(
-            safe=False,
-            threats=(
-                Threat(SIZE, "too_long", f"{len(value)} characters; the limit is {max_chars}"),
-            ),
+            threats=(Threat(SIZE, "too_long", f"{size} characters; the limit is {max_chars}"),),
         )
     path_field = field is not None and traversal.is_path_field(field)
-    if not path_field and _plain(value):
-        return _SAFE
+    if not path_field and size <= _FAST_PATH_CHARS and value.isascii():
+        if value.isalnum():
+            if alnum(value):
+                return _SAFE
+        elif inert_marks(value):
+            return _SAFE
     threats = _scan(value, path_field)
     return InputVerdict(safe=False, threats=tuple(threats)) if threats else _SAFE
 
