@@ -19,6 +19,8 @@ Writer = Annotated[Claims, Depends(require("secrets:write"))]
 Manager = Annotated[Claims, Depends(require("users:manage"))]
 Auditor = Annotated[Claims, Depends(require("audit:read"))]
 SecretPath = Annotated[str, Field(min_length=1, max_length=512)]
+MAX_VERSION = 2**31 - 1  # secret versions are INTEGER columns
+MAX_SEQ = 2**63 - 1  # audit sequence numbers are BIGINT
 
 
 # -- secrets -----------------------------------------------------------------------------
@@ -26,7 +28,7 @@ SecretPath = Annotated[str, Field(min_length=1, max_length=512)]
 
 class SecretIn(BaseModel):
     data: dict[str, str] = Field(min_length=1, max_length=100)
-    cas: int | None = Field(default=None, ge=0)
+    cas: int | None = Field(default=None, ge=0, le=MAX_VERSION)
 
 
 @router.get("/v1/secrets", tags=["secrets"])
@@ -40,7 +42,7 @@ def list_secrets(
 @router.get("/v1/secrets/{path:path}", tags=["secrets"])
 def get_secret(
     path: str, claims: Reader, svc: ServiceDep,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The secret's data (latest live version unless ``version``) and its metadata."""
     _refuse_internal(path)
@@ -196,13 +198,16 @@ def audit_records(
     since: datetime | None = None, until: datetime | None = None,
     type: Annotated[str | None, Query(max_length=128)] = None,
     actor: Annotated[str | None, Query(max_length=256)] = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:  # fmt: skip
     """Committed audit records matching every filter (``type`` may end with ``*``)."""
     audit = _audit(svc)
-    records = audit.query(since=since, until=until, type=type, actor=actor, limit=limit,
-                          after_seq=after_seq)  # fmt: skip
+    try:
+        records = audit.query(since=since, until=until, type=type, actor=actor, limit=limit,
+                              after_seq=after_seq)  # fmt: skip
+    except OverflowError:  # a time whose offset takes it outside years 1-9999 in UTC
+        raise ProblemError(422, "INVALID_REQUEST", "since/until is out of range") from None
     return {"records": [r.to_dict() for r in records]}
 
 
