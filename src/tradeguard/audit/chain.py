@@ -182,6 +182,29 @@ def mac_of_row(key: MacKey, row: Sequence[Any]) -> str:
     return keyed(key).hexdigest(material.encode("utf-8"))
 
 
+def check_rows(
+    mac: KeyedMac, rows: Iterable[Sequence[Any]], seq: int, prev_hash: str
+) -> tuple[int, str] | None:
+    """Walk stored rows (columns in MAC order, then the hash) from ``seq`` after ``prev_hash``.
+
+    Returns the next seq and the last hash, or None at the first row out of place, not
+    linked to its predecessor, or whose MAC is wrong (the full walk then says which).
+    """
+    inner_copy, outer_copy, material = mac._inner.copy, mac._outer.copy, _material
+    for row in rows:
+        if row[0] != seq or row[9] != prev_hash:
+            return None
+        inner = inner_copy()
+        inner.update(material(row[:10]).encode("utf-8"))
+        outer = outer_copy()
+        outer.update(inner.digest())
+        if outer.hexdigest() != row[10]:
+            return None
+        prev_hash = row[10]
+        seq += 1
+    return seq, prev_hash
+
+
 def record_mac(key: MacKey, seq: int, fields: tuple[Any, ...], prev_hash: str) -> str:
     """HMAC-SHA256 (hex) of a record's canonical form; ``fields`` = time..details."""
     return mac_of_row(key, (seq, *fields, prev_hash))

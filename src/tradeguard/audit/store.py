@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from itertools import chain as flatten
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -17,9 +18,9 @@ from tradeguard.audit.chain import (
     AuditRecord,
     KeyedMac,
     Row,
+    check_rows,
     checkpoint_mac,
     format_time,
-    mac_of_row,
     seal_rows,
 )
 from tradeguard.audit.verify import Checkpoint, VerifyResult, verify_chain
@@ -67,6 +68,7 @@ class SqlAuditStore:
         self._key = KeyedMac(key)
         self._clock = clock
         self._sqlite_inserts = _sqlite_inserts() if is_sqlite(engine) else None
+        self._sqlite_scan = f"SELECT {', '.join(_NAMES)} FROM {_R.name} WHERE seq >= ? ORDER BY seq"  # noqa: S608
         schema.metadata.create_all(engine, checkfirst=True)
         try:
             with begin_write(engine) as conn:
@@ -168,6 +170,24 @@ class SqlAuditStore:
                 return VerifyResult(True, checked)
             return verify_chain(self._key, self.iter_records(conn), head=head, anchor=anchor)
 
+    def _scan(self, conn: Connection, start: int) -> Iterator[Sequence[Sequence[Any]]]:
+        """Raw rows from seq ``start`` up, in column order, a page at a time."""
+        if self._sqlite_inserts is None:
+            result = conn.execute(_FAST_SCAN, {"start": start})
+            while page := result.fetchmany(PAGE):
+                yield page
+            return
+        raw = conn.connection.dbapi_connection  # same transaction; plain tuples, no Row
+        if raw is None:  # pragma: no cover - an open Connection always has one
+            raise BackendUnavailable("the audit database connection is closed")
+        cursor = raw.cursor()
+        try:
+            cursor.execute(self._sqlite_scan, (start,))
+            while page := cursor.fetchmany(PAGE):
+                yield page
+        finally:
+            cursor.close()
+
     def _fast_verify(
         self, conn: Connection, head: Checkpoint | None, anchor: Checkpoint | None
     ) -> int | None:
@@ -179,12 +199,11 @@ class SqlAuditStore:
             return None
         expected_seq = anchor.seq + 1 if anchor else 1
         prev = anchor.hash if anchor else GENESIS
-        cursor = conn.execute(_FAST_SCAN, {"start": expected_seq})
-        for row in cursor:
-            if row[0] != expected_seq or row[9] != prev or mac_of_row(key, row[:10]) != row[10]:
+        for page in self._scan(conn, expected_seq):
+            walked = check_rows(key, page, expected_seq, prev)
+            if walked is None:
                 return None
-            prev = row[10]
-            expected_seq += 1
+            expected_seq, prev = walked
         last = expected_seq - 1
         if head is not None and (head.seq != last or head.hash != prev):
             return None
