@@ -108,8 +108,10 @@ _BOOL_WORDS: Final = frozenset({"or", "and", "xor"})
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CONTROL_KEEP_TAB_LF: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]++")
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
-_SQL_STRUCTURE: Final = re.compile(r"[;()#=<>|&\\]|--|/\*|@@|0x|xp_|sp_")
-_SQL_OPERATOR: Final = re.compile(r"[-+*/%^~!:]")
+_LOGIC_WORDS: Final = _BOOL_WORDS | {"if"}
+_SQL_STRUCTURE: Final = re.compile(r"[;(#\\]|--|/\*|@@|0x|xp_|sp_")
+_SQL_LOGIC: Final = re.compile(r"[=<>|&)]")
+_SQL_OPERATOR: Final = re.compile(r"[-+*/%^~!:=<>|&]")
 _CMDI_HINT: Final = re.compile(r"[;|&`\n\r(/\\$]|<!--")
 
 
@@ -139,19 +141,24 @@ def _too_many_marks(text: str) -> bool:
 
 
 def _sql_possible(text: str, lowered: str) -> bool:
-    """Some SQL rule could fire on ``text``: it has SQL punctuation (``; ( = < > # | &``, a
-    comment, ``@@``, a hex literal, ``xp_``), a statement, clause or comparison word, or a
-    quote together with an operator or a boolean word (a break-out). Without any of these
-    the lexer yields only plain words, numbers and arithmetic, on which no rule fires, so
-    :func:`sqli.detect_sqli` is skipped (exactly: tests/guard/test_prefilter.py)."""
+    """Some SQL rule could fire on ``text``. It needs one of: ``; ( # \\``, a comment,
+    ``@@``, a hex literal or ``xp_``/``sp_`` (:data:`_SQL_STRUCTURE`); a statement, clause
+    or comparison word (:data:`_SQL_WORDS`); a quote with an operator or a boolean word (a
+    break-out); or a comparison/logic mark (``= < > | & )``) with a boolean word or ``IF``
+    to join it to. Without any of these the lexer yields plain words, numbers and
+    arithmetic, on which no rule fires, so :func:`sqli.detect_sqli` is skipped (exactly:
+    tests/guard/test_prefilter.py compares with the ungated pipeline)."""
     if _SQL_STRUCTURE.search(lowered) is not None:
         return True
     words = _WORD.findall(lowered)
     if not _SQL_WORDS.isdisjoint(words):
         return True
-    return ("'" in text or '"' in text) and (
-        _SQL_OPERATOR.search(text) is not None or not _BOOL_WORDS.isdisjoint(words)
-    )
+    quoted = "'" in text or '"' in text
+    if quoted and _SQL_OPERATOR.search(text) is not None:
+        return True
+    if _SQL_LOGIC.search(text) is None:
+        return quoted and not _BOOL_WORDS.isdisjoint(words)
+    return not _LOGIC_WORDS.isdisjoint(words) or "||" in text or "&&" in text
 
 
 def _scan(value: str, path_field: bool) -> list[Threat]:
@@ -233,7 +240,7 @@ def validate_input(
     path_field = field is not None and traversal.is_path_field(field)
     if not path_field and size <= _FAST_PATH_CHARS and value.isascii():
         if value.isalnum():
-            if alnum(value):
+            if value.isdigit() or alnum(value):
                 return _SAFE
         elif inert_marks(value):
             return _SAFE
