@@ -176,6 +176,10 @@ def test_user_bad_paths(api: Api, admin: dict[str, str]) -> None:
     problem = assert_problem(api.client.post("/v1/users", headers=admin, json=weak),
                              422, "WEAK_PASSWORD")  # fmt: skip
     assert "erin-password" not in str(problem)
+    empty = {"username": "erin", "role": "TRADER", "password": ""}  # not "generate one"
+    assert_problem(api.client.post("/v1/users", headers=admin, json=empty), 422, "WEAK_PASSWORD")
+    reset = api.client.post("/v1/users/dave/password", headers=admin, json={"password": ""})
+    assert_problem(reset, 422, "WEAK_PASSWORD")
     role = {"username": "erin", "role": "ROOT", "password": USER_PASSWORDS["TRADER"]}
     assert_problem(api.client.post("/v1/users", headers=admin, json=role), 422, "UNKNOWN_ROLE")
     for verb, path in (("GET", "/v1/users/ghost"), ("PATCH", "/v1/users/ghost"),

@@ -135,6 +135,11 @@ def test_order_checks_fills_and_cancels(api: Api, as_role: Callable[[str], dict[
     assert malformed.json()["approved"] is False
     assert_problem(post("/v1/orders/check", headers=trader, json={"order": {}}),
                    422, "INVALID_REQUEST")  # fmt: skip
+    keyed = post("/v1/orders/check", headers=trader, json={"order": {}, "account": {
+        "account_value": "1", "positions": {"my api secret 9f8e7d": [1]}}})  # fmt: skip
+    problem = assert_problem(keyed, 422, "INVALID_REQUEST")
+    assert "9f8e7d" not in keyed.text  # a JSON key is the caller's text too
+    assert ["body", "account", "positions", "*", "int"] in [e["loc"] for e in problem["errors"]]
     state = api.client.get("/v1/risk/state", headers=trader).json()
     assert state["trading"]["state"] == "ACTIVE"
 

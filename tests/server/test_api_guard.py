@@ -202,6 +202,16 @@ def test_metrics_for_loopback_or_administrators(
         assert remote.get("/metrics", headers=admin).status_code == 200
 
 
+def test_metrics_through_a_trusted_proxy_judge_the_real_client(
+    make_app: Callable[..., Any],
+) -> None:
+    app = make_app(TRADEGUARD_TRUSTED_PROXIES='["127.0.0.1/32"]')
+    with TestClient(app, client=LOOPBACK) as proxied:  # a reverse proxy on the same host
+        assert proxied.get("/metrics").status_code == 200  # the proxy's own scraper
+        forwarded = proxied.get("/metrics", headers={"X-Forwarded-For": OUTSIDE[0]})
+        assert_problem(forwarded, 403, "FORBIDDEN")
+
+
 def test_health_readiness_keys_and_schema(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz")

@@ -10,6 +10,7 @@ permission or the account must first change its password / enrol MFA.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -135,9 +136,20 @@ def _locations(errors: Any) -> list[dict[str, Any]]:
     """Where and what kind of schema error, never the input value (it may be a secret)."""
     found: list[dict[str, Any]] = []
     for error in list(errors)[:20]:
-        loc = [str(part)[:64] for part in error.get("loc", ())]
+        loc = [_shown_loc(part) for part in error.get("loc", ())]
         found.append({"loc": loc, "type": str(error.get("type", ""))[:64]})
     return found
+
+
+_PLAIN_LOC = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+
+
+def _shown_loc(part: object) -> str | int:
+    """A location segment; a JSON key that is not a plain name (caller's text) shows as ``*``."""
+    if isinstance(part, int):
+        return part
+    text = str(part)
+    return text if _PLAIN_LOC.fullmatch(text) else "*"
 
 
 def _http_detail(status: int) -> str:

@@ -133,7 +133,7 @@ def list_users(claims: Manager, svc: ServiceDep) -> list[UserOut]:
 def create_user(body: UserIn, claims: Manager, svc: ServiceDep) -> UserOut:
     """Add a user; without a password one is generated, returned once, to be changed."""
     generated = body.password is None
-    password = body.password or random_source.token_urlsafe(18)
+    password = random_source.token_urlsafe(18) if body.password is None else body.password
     user = svc.auth.create_user(body.username, password, role=body.role,
                                 display_name=body.display_name,
                                 must_change_password=generated)  # fmt: skip
@@ -182,11 +182,12 @@ def reset_mfa(username: str, claims: Manager, svc: ServiceDep) -> None:
 @router.post("/v1/users/{username}/password", response_model=UserOut, tags=["users"])
 def reset_password(username: str, body: PasswordReset, claims: Manager, svc: ServiceDep) -> UserOut:
     """Set a new password the user must change at next login (generated when omitted)."""
-    password = body.password or random_source.token_urlsafe(18)
+    generated = body.password is None  # an empty password is weak, not "generate one"
+    password = random_source.token_urlsafe(18) if body.password is None else body.password
     svc.auth.reset_password(username, password, must_change=True)
     user = svc.auth.get_user(username)
     svc.forget_gate(user.id)
-    return _user(user, password if body.password is None else None)
+    return _user(user, password if generated else None)
 
 
 # -- audit -------------------------------------------------------------------------------

@@ -39,9 +39,8 @@ def readyz(svc: ServiceDep) -> JSONResponse:
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     """Prometheus metrics, for a scraper on loopback or an administrator's token."""
-    who = identity(request)
-    peer = request.client.host if request.client else ""
-    if not _loopback(peer) and (
+    who = identity(request)  # the client's address, through trusted proxies
+    if not _loopback(who.ip) and (
         who.claims is None or Permission.USERS_MANAGE not in who.claims.permissions
     ):
         raise ProblemError(403, "FORBIDDEN", "metrics are for loopback scrapers and administrators")
