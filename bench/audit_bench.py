@@ -260,6 +260,8 @@ def main() -> int:
             f"events/s  [{verdict(ok_sustained)} target >= {TARGET_SUSTAINED:,.0f}]"
         )
         print(f"    publish loop {share:.0%} of the wall time; mean batch {batch:,.0f} events")
+        per_publish = share / sustained * 1e6  # publish-loop time / n
+        print(f"    (info) {per_publish:.2f} us per publish while the writer works alongside")
 
         publish = bench_publish(home / "b.db", key, rounds)
         print(f"(b) per-call cost on the caller's thread, {rounds} batches x {BATCH:,}:")
