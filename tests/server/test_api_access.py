@@ -144,6 +144,24 @@ def test_order_checks_fills_and_cancels(api: Api, as_role: Callable[[str], dict[
     assert state["trading"]["state"] == "ACTIVE"
 
 
+@pytest.mark.parametrize(
+    "account",
+    [
+        {"account_value": "1e99999999"},
+        {"account_value": "100000", "realized_pnl_today": "1e99999999"},
+        {"account_value": "100000", "unrealized_pnl": "-1e99999999"},
+        {"account_value": "100000", "positions": {"BTC-USD": "1e99999999"}},
+    ],
+)
+def test_an_account_beyond_decimal_range_is_refused_not_a_crash(
+    api: Api, as_role: Callable[[str], dict[str, str]], account: dict[str, Any]
+) -> None:
+    checked = api.client.post("/v1/orders/check", headers=as_role("TRADER"),
+                              json={"order": order()["order"], "account": account})  # fmt: skip
+    assert checked.status_code == 200, checked.text
+    assert [v["code"] for v in checked.json()["violations"]] == ["RISK_STATE_UNAVAILABLE"]
+
+
 def test_limits_and_kill_switch(
     api: Api, admin: dict[str, str], as_role: Callable[[str], dict[str, str]]
 ) -> None:

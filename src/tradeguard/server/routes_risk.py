@@ -118,7 +118,7 @@ async def check_order(body: OrderCheck, claims: Submitter, svc: ServiceDep) -> D
     now = engine.clock.now()
     try:
         account = _account(body.account, now)
-    except (InvalidAccountState, RiskError, ValueError, TypeError) as exc:
+    except (InvalidAccountState, RiskError, ValueError, TypeError, ArithmeticError) as exc:
         why = str(exc) if isinstance(exc, InvalidAccountState) else type(exc).__name__
         problem = Violation(Code.RISK_STATE_UNAVAILABLE, f"the account state is unusable: {why}",
                             {"check": "ACCOUNT", "reason": why})  # fmt: skip
