@@ -55,6 +55,15 @@ def test_password_change_bad_paths(api: Api, admin: dict[str, str]) -> None:
     assert_problem(api.client.post("/v1/auth/password", json=weak), 401, "AUTHENTICATION_REQUIRED")
 
 
+def test_a_gated_admin_cannot_end_other_users_sessions(api: Api) -> None:
+    get_auth_handler().create_user("trader1", USER_PASSWORDS["TRADER"], role="TRADER")
+    trader = api.login("trader1", USER_PASSWORDS["TRADER"]).json()
+    first = api.headers("admin", INITIAL_ADMIN_PASSWORD)  # must change the password first
+    ended = api.client.delete(f"/v1/auth/sessions/{trader['session_id']}", headers=first)
+    assert_problem(ended, 404, "SESSION_NOT_FOUND")
+    assert api.client.get("/v1/auth/sessions", headers=bearer(trader["access_token"])).is_success
+
+
 # -- login, refresh, logout, sessions ----------------------------------------------------
 
 
@@ -238,7 +247,12 @@ def test_service_accounts_use_api_keys(
     assert api.client.get("/v1/risk/state", headers=headers).status_code == 200
     assert api.client.get("/v1/secrets", headers=headers).status_code == 200
     assert_problem(api.client.get("/v1/users", headers=headers), 403, "FORBIDDEN")
-    assert_problem(api.client.post("/v1/auth/logout", headers=headers), 400, "NOT_A_SESSION")
+    for route in ("/v1/auth/logout", "/v1/auth/mfa/enroll"):
+        assert_problem(api.client.post(route, headers=headers), 403, "NOT_A_SESSION")
+    change = {"old_password": USER_PASSWORDS["SERVICE"], "new_password": "x" * 40}
+    answer = api.client.post("/v1/auth/password", headers=headers, json=change)
+    assert_problem(answer, 403, "NOT_A_SESSION")
+    assert api.client.get("/v1/auth/sessions", headers=headers).status_code == 403
     forged = bearer(key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB"))
     assert_problem(api.client.get("/v1/risk/state", headers=forged), 401, "INVALID_TOKEN")
     handler.revoke_api_key(key.split("_")[1])

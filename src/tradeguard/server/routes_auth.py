@@ -63,6 +63,13 @@ class SessionInfo(BaseModel):
     current: bool
 
 
+def _require_session(claims: Claims) -> None:
+    """Account self-service is for people logged in, not for API keys (a stolen key must
+    not be able to enrol its own MFA or change the account's password)."""
+    if claims.get("typ") == "api_key":
+        raise ProblemError(403, "NOT_A_SESSION", "API keys cannot manage the account: log in")
+
+
 def _tokens(pair: TokenPair) -> TokenResponse:
     return TokenResponse(
         access_token=pair.access_token, refresh_token=pair.refresh_token,
@@ -99,8 +106,7 @@ def refresh(body: RefreshRequest, svc: ServiceDep) -> TokenResponse:
 @router.post("/v1/auth/logout", status_code=204)
 def logout(request: Request, claims: ClaimsDep, svc: ServiceDep) -> None:
     """End the caller's session."""
-    if claims.get("typ") == "api_key":
-        raise ProblemError(400, "NOT_A_SESSION", "API keys have no session: revoke the key")
+    _require_session(claims)
     token = request.headers["authorization"].partition(" ")[2].strip()
     svc.auth.logout(token)
 
@@ -108,6 +114,7 @@ def logout(request: Request, claims: ClaimsDep, svc: ServiceDep) -> None:
 @router.get("/v1/auth/sessions", response_model=list[SessionInfo])
 def sessions(claims: ClaimsDep, svc: ServiceDep) -> list[SessionInfo]:
     """The caller's live sessions."""
+    _require_session(claims)
     current = claims.get("sid")
     return [
         SessionInfo(id=s.id, created_at=s.created_at.isoformat(),
@@ -121,7 +128,9 @@ def sessions(claims: ClaimsDep, svc: ServiceDep) -> list[SessionInfo]:
 def end_session(session_id: str, claims: ClaimsDep, svc: ServiceDep) -> None:
     """End one of the caller's sessions (any session with users:manage)."""
     own = {s.id for s in svc.auth.list_sessions(claims.username)}
-    if session_id not in own and Permission.USERS_MANAGE not in claims.permissions:
+    if session_id not in own and (
+        Permission.USERS_MANAGE not in claims.permissions or not svc.gate(claims).open
+    ):  # another's session is an admin action: not before the password change and MFA
         raise ProblemError(404, "SESSION_NOT_FOUND", "no such live session of yours")
     if not svc.auth.revoke_session(session_id):
         raise ProblemError(404, "SESSION_NOT_FOUND", "no such live session")
@@ -130,6 +139,7 @@ def end_session(session_id: str, claims: ClaimsDep, svc: ServiceDep) -> None:
 @router.post("/v1/auth/mfa/enroll", response_model=MFAEnrollmentResponse)
 def mfa_enroll(claims: ClaimsDep, svc: ServiceDep) -> MFAEnrollmentResponse:
     """Start TOTP enrolment; the secret and recovery codes are shown this once."""
+    _require_session(claims)
     enrolment = svc.auth.enroll_mfa(claims.username)
     return MFAEnrollmentResponse(
         secret=enrolment.secret, provisioning_uri=enrolment.provisioning_uri,
@@ -140,6 +150,7 @@ def mfa_enroll(claims: ClaimsDep, svc: ServiceDep) -> MFAEnrollmentResponse:
 @router.post("/v1/auth/mfa/confirm", status_code=204)
 def mfa_confirm(body: MFAConfirm, claims: ClaimsDep, svc: ServiceDep) -> None:
     """Turn MFA on with a current code from the authenticator."""
+    _require_session(claims)
     svc.auth.confirm_mfa(claims.username, body.code)
     svc.forget_gate(claims.subject)
 
@@ -147,6 +158,7 @@ def mfa_confirm(body: MFAConfirm, claims: ClaimsDep, svc: ServiceDep) -> None:
 @router.post("/v1/auth/password", status_code=204)
 def change_password(body: PasswordChange, claims: ClaimsDep, svc: ServiceDep) -> None:
     """Change your own password; every session ends (log in again)."""
+    _require_session(claims)
     svc.auth.change_password(claims.username, body.old_password, body.new_password)
     svc.forget_gate(claims.subject)
 
