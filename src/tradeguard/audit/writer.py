@@ -164,9 +164,13 @@ class BatchWriter(Generic[T]):
                 self._wakeup.wait()
             self._sleeping = False
             self._wakeup.clear()
-            if self._linger and not (self._urgent or self._closing):
-                # Group commit: gather what follows for a moment (an urgent request cuts it
-                # short) rather than taking the GIL from a burst of publishes per event.
+            if (
+                self._linger
+                and not (self._urgent or self._closing)
+                and len(queue) < self._max_batch
+            ):
+                # Group commit: gather a batch for a moment (an urgent request cuts it short)
+                # rather than taking the GIL from a burst of publishes every few events.
                 self._wakeup.wait(self._linger)
                 self._wakeup.clear()
             self._urgent = False
