@@ -261,7 +261,10 @@ def main() -> int:
         )
         print(f"    publish loop {share:.0%} of the wall time; mean batch {batch:,.0f} events")
         per_publish = share / sustained * 1e6  # publish-loop time / n
-        print(f"    (info) {per_publish:.2f} us per publish while the writer works alongside")
+        print(
+            f"    (info) publish loop {per_publish:.2f} us per event, the writer working "
+            "alongside (and, once the queue is full, the waits for room)"
+        )
 
         publish = bench_publish(home / "b.db", key, rounds)
         print(f"(b) per-call cost on the caller's thread, {rounds} batches x {BATCH:,}:")
