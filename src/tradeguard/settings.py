@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs of proxies")
     risk_config: Path | None = Field(default=None, description="TOML risk limits")
     admin_password: SecretStr | None = Field(
-        default=None, repr=False,
-        description="The first-run admin's password (tradeguard serve); else generated, printed once",
+        default=None,
+        repr=False,
+        description="The first-run admin's password (serve); else generated, printed once",
     )
     alert_rules: Path | None = Field(default=None, description="TOML rules; default: built-in.")
     alert_webhook_url: SecretStr | None = Field(default=None, repr=False)

@@ -62,7 +62,8 @@ def create_app(*, settings: Settings | None = None, clock: Clock | None = None) 
 
     app.state.account_gate = account_gate
     install_problem_handlers(app)
-    for module in (routes_ops, routes_auth, routes_risk, routes_admin):
+    # the order check first: the router tries routes in order, and it is the hot one
+    for module in (routes_risk, routes_auth, routes_admin, routes_ops):
         app.include_router(module.router)
     app.add_middleware(GuardMiddleware, screen=Screen(svc.validator, svc.auth), inline=svc.inline)
     return app

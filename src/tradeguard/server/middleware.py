@@ -19,6 +19,7 @@ bare 500 problem (the trace goes to the log, not the client).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -162,7 +163,7 @@ class GuardMiddleware:
         chunks: list[bytes] = []
         size = 0
         try:
-            with anyio.fail_after(self.body_timeout):
+            async with asyncio.timeout(self.body_timeout):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
