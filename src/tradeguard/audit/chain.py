@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any
 
 from tradeguard.events import SecurityEvent
 
+_log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 Row = tuple[Any, ...]  # seq, time, type, actor, subject, ip, outcome, severity, details, prev, hash
 
@@ -244,6 +246,28 @@ def _encoded_head(head: Head) -> str:
     return text
 
 
+def _clean(value: object) -> str | None:
+    """Text safe to store and encode: lone surrogates replaced, other objects as ``str``."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else repr(value)
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def quarantined(event: SecurityEvent, error: BaseException) -> SecurityEvent:
+    """A recordable stand-in for an event that cannot be encoded (a cycle in its details,
+    a lone surrogate, an unhashable field): the same who/what, the details replaced by why."""
+    _log.warning("audit: event %r could not be encoded (%s); recording it without details",
+                 _clean(event.type), type(error).__name__)  # fmt: skip
+    severity = event.severity if event.severity in ("info", "warning", "critical") else "warning"
+    return SecurityEvent(
+        _clean(event.type) or "audit.unencodable_event", actor=_clean(event.actor),
+        subject=_clean(event.subject), ip=_clean(event.ip), outcome=_clean(event.outcome),
+        severity=severity, time=event.time if isinstance(event.time, datetime) else None,
+        details={"unencodable_details": type(error).__name__},
+    )  # fmt: skip
+
+
 def seal_rows(
     mac: KeyedMac,
     seq: int,
@@ -263,32 +287,43 @@ def seal_rows(
     quote, details_json, heads, proxy = _quote, _details_json, _heads, MappingProxyType
     quoted_prev = quote(prev_hash)
     default_time: str | None = None
-    for event in events:
+    for original in events:
         seq += 1
-        when = event.time
-        if when is not None:
-            stamp = format_time(when)
-        elif default_time is not None:
-            stamp = default_time
-        else:
-            stamp = default_time = format_time(now())
-        details = event.details
-        if not details:
-            text = "{}"
-        elif type(details) is proxy:  # as the bus delivers it: copying the dict inside is quick
+        event = original
+        for attempt in (1, 2):
             try:
-                text = details_json(details.copy())
-            except AttributeError:  # a proxy over a mapping without copy()
-                text = details_json(dict(details))
-        else:
-            text = details_json(details if type(details) is dict else dict(details))
-        head = (event.type, event.actor, event.subject, event.ip, event.outcome, event.severity)
-        try:
-            encoded = heads.get(head) or _encoded_head(head)
-        except TypeError:
-            encoded = _encoded_head(head)
+                when = event.time
+                if when is not None:
+                    stamp = format_time(when)
+                elif default_time is not None:
+                    stamp = default_time
+                else:
+                    stamp = default_time = format_time(now())
+                details = event.details
+                if not details:
+                    text = "{}"
+                elif type(details) is proxy:  # as the bus delivers it: a quick dict copy
+                    try:
+                        text = details_json(details.copy())
+                    except AttributeError:  # a proxy over a mapping without copy()
+                        text = details_json(dict(details))
+                else:
+                    text = details_json(details if type(details) is dict else dict(details))
+                head = (event.type, event.actor, event.subject, event.ip, event.outcome,
+                        event.severity)  # fmt: skip
+                try:
+                    encoded = heads.get(head) or _encoded_head(head)
+                except TypeError:
+                    encoded = _encoded_head(head)
+                material = f'[{seq},"{stamp}",{encoded},{quote(text)},{quoted_prev}]'.encode()
+                break
+            except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
+                if attempt == 2:
+                    raise
+                # never let one event stall the chain: record what can be recorded
+                event = quarantined(original, exc)
         inner = inner_copy()
-        inner.update(f'[{seq},"{stamp}",{encoded},{quote(text)},{quoted_prev}]'.encode())
+        inner.update(material)
         outer = outer_copy()
         outer.update(inner.digest())
         digest = outer.hexdigest()
