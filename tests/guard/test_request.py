@@ -70,7 +70,18 @@ def test_json_when_malformed_or_oversized_then_reason(body: bytes, reason: str) 
 
 def test_json_at_limits_when_inspected_then_allowed() -> None:
     assert check(b"[" * 32 + b"]" * 32).allowed
+    mixed = {"a": [{"b": [{"c": [{"d": "x"}]}]}]}  # 7 levels of objects inside lists
+    assert check(json.dumps(mixed).encode(), limits=RequestLimits(max_json_depth=7)).allowed
+    refused = check(json.dumps(mixed).encode(), limits=RequestLimits(max_json_depth=6))
+    assert refused.reason == "JSON_TOO_DEEP"
     assert check(json.dumps({f"k{i}": i for i in range(1000)}).encode()).allowed
+
+
+def test_json_when_several_hostile_leaves_then_first_in_document_order_named() -> None:
+    body = {"a": {"b": "fine", "c": "1' OR '1'='1"}, "d": ["<script>alert(1)</script>"]}
+    assert check(json.dumps(body).encode()).field == "a.c"
+    body = {"z": ["ok", "<svg onload=alert(1)>"], "a": "1; DROP TABLE users"}
+    assert check(json.dumps(body).encode()).field == "z[1]"
 
 
 @pytest.mark.parametrize(

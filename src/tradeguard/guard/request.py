@@ -10,7 +10,7 @@ and the field, never the offending value.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -82,41 +82,33 @@ def read_limited(chunks: Iterable[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _json_depth_ok(raw: str, max_depth: int) -> bool:
-    """Linear pre-scan of bracket depth outside strings (json.loads would recurse first)."""
-    depth = 0
-    in_string = escaped = False
-    for char in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
+def _leaves(value: Any, max_depth: int) -> list[tuple[str, str]] | None:
+    """(field path, text) for every string key and leaf of parsed JSON, in document order;
+    None when containers nest deeper than ``max_depth``. Iterative: no recursion limit."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    pop, push, add = stack.pop, stack.append, found.append
+    while stack:
+        item, where, depth = pop()
+        kind = type(item)
+        if kind is str:
+            add((where, item))
+        elif kind is dict:
             if depth > max_depth:
-                return False
-        elif char in "]}":
-            depth -= 1
-    return True
-
-
-def _leaves(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    """(field path, text) for every string key and leaf of parsed JSON."""
-    if isinstance(value, str):
-        yield where, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            name = f"{where}.{key}" if where else key
-            yield f"{name} (key)", key
-            yield from _leaves(item, name)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, f"{where}[{index}]")
+                return None
+            children = []
+            for key, child in item.items():
+                name = f"{where}.{key}" if where else key
+                children.append((f"{name} (key)", key, child, name))
+            for key_where, key, child, name in reversed(children):
+                push((child, name, depth + 1))
+                push((key, key_where, 0))
+        elif kind is list:
+            if depth > max_depth:
+                return None
+            for index in range(len(item) - 1, -1, -1):
+                push((item[index], f"{where}[{index}]", depth + 1))
+    return found
 
 
 def _parse_json(body: bytes, limits: RequestLimits) -> tuple[Any, RequestVerdict | None]:
@@ -138,15 +130,15 @@ def _parse_json(body: bytes, limits: RequestLimits) -> tuple[Any, RequestVerdict
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None, RequestVerdict.refuse("INVALID_ENCODING", 400, "body")
-    if not _json_depth_ok(text, limits.max_json_depth):
-        return None, RequestVerdict.refuse("JSON_TOO_DEEP", 400, "body")
     try:
         return json.loads(text, object_pairs_hook=count, parse_constant=_reject_constant), None
     except OverflowError:
         return None, RequestVerdict.refuse("JSON_TOO_MANY_KEYS", 400, "body")
     except KeyError:
         return None, RequestVerdict.refuse("JSON_DUPLICATE_KEY", 400, "body")
-    except (ValueError, RecursionError):
+    except RecursionError:  # the C parser's own guard, far past max_json_depth
+        return None, RequestVerdict.refuse("JSON_TOO_DEEP", 400, "body")
+    except ValueError:
         return None, RequestVerdict.refuse("MALFORMED_JSON", 400, "body")
 
 
@@ -228,7 +220,10 @@ def inspect_request(
             parsed, problem = _parse_json(raw, limits)
             if problem is not None:
                 return problem
-            for where, text in _leaves(parsed, ""):
+            leaves = _leaves(parsed, limits.max_json_depth)
+            if leaves is None:
+                return RequestVerdict.refuse("JSON_TOO_DEEP", 400, "body")
+            for where, text in leaves:
                 if exempt is not None and exempt(where):
                     if len(text) > limits.max_field_chars:
                         return RequestVerdict.refuse("FIELD_TOO_LONG", 400, where)

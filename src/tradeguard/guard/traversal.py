@@ -22,6 +22,7 @@ home-relative path (``~/``), a bare ``..`` and Windows device names (``CON``, ``
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -82,6 +83,7 @@ _ABSOLUTE: Final = re.compile(r"^\s*+(?:[/\\]|~[\w.-]*+(?:[/\\]|$)|[a-z]:)")
 _DEVICE: Final = re.compile(r"(?:con|prn|aux|nul|clock\$|com[0-9]|lpt[0-9])(?:\.[^/\\]*+)?\s*+")
 
 
+@functools.lru_cache(maxsize=4096)  # field names repeat request after request
 def is_path_field(field: str | None) -> bool:
     """The field name suggests a path or file name (see :data:`PATH_FIELD_HINTS`)."""
     if not field:
