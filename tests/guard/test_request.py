@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from tradeguard.guard.request import RequestLimits, inspect_request, read_limited
+from tradeguard.guard.request import (
+    MEMO_MAX_ENTRIES,
+    RequestLimits,
+    inspect_request,
+    read_limited,
+)
 
 JSON = {"content-type": "application/json"}
 
@@ -129,3 +134,27 @@ def test_form_body_when_hostile_then_refused() -> None:
 
 def test_read_limited_when_within_then_joined() -> None:
     assert read_limited([b"ab", b"cd"], 4) == b"abcd"
+
+
+def test_memo_when_values_repeat_then_same_verdicts_and_bounded() -> None:
+    memo: dict[tuple[bool, str], bool] = {}
+    bodies = [
+        {"symbol": "AAPL", "note": "hello"},
+        {"symbol": "AAPL' OR '1'='1", "note": "hello"},
+        {"file": "/etc/passwd"},  # absolute path: refused only in a path-like field
+        {"note": "/etc/passwd"},
+        {"file": "/etc/passwd"},
+    ]
+    for _ in range(2):
+        for body in bodies:
+            raw = json.dumps(body).encode()
+            plain = inspect_request("POST", "/v1/x", "", JSON, raw)
+            memoised = inspect_request("POST", "/v1/x", "", JSON, raw, memo=memo)
+            assert (memoised.allowed, memoised.reason, memoised.field) == (
+                plain.allowed, plain.reason, plain.field,
+            )  # fmt: skip
+    assert (False, "AAPL' OR '1'='1") not in memo and (True, "/etc/passwd") not in memo
+    for i in range(MEMO_MAX_ENTRIES + 10):
+        inspect_request("POST", "/v1/x", "", JSON, json.dumps({"v": f"text {i}"}).encode(),
+                        memo=memo)  # fmt: skip
+    assert len(memo) <= MEMO_MAX_ENTRIES

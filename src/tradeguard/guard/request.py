@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from tradeguard.guard.inspect import Threat, validate_input
+from tradeguard.guard.traversal import is_path_field
 
 MIB = 1024 * 1024
 
@@ -146,9 +147,26 @@ def _reject_constant(_: str) -> None:
     raise ValueError("NaN and Infinity are not JSON")
 
 
-def _inspect(where: str, text: str, limits: RequestLimits) -> RequestVerdict | None:
+MEMO_MAX_CHARS = 128
+MEMO_MAX_ENTRIES = 4096
+
+
+def _inspect(
+    where: str, text: str, limits: RequestLimits, memo: dict[tuple[bool, str], bool] | None
+) -> RequestVerdict | None:
+    """None when ``text`` is safe in field ``where``; short safe texts are remembered in
+    ``memo`` (the verdict depends only on the text and whether the field is path-like)."""
+    key = None
+    if memo is not None and len(text) <= MEMO_MAX_CHARS:
+        key = (is_path_field(where), text)
+        if key in memo:
+            return None
     verdict = validate_input(text, field=where, max_chars=limits.max_field_chars)
     if verdict.safe:
+        if key is not None and memo is not None:
+            if len(memo) >= MEMO_MAX_ENTRIES:
+                memo.clear()
+            memo[key] = True
         return None
     return RequestVerdict.refuse("THREAT_DETECTED", 400, where, verdict.threats)
 
@@ -163,6 +181,7 @@ def inspect_request(
     client_ip: str | None = None,
     limits: RequestLimits | None = None,
     exempt: Callable[[str], bool] | None = None,
+    memo: dict[tuple[bool, str], bool] | None = None,
 ) -> RequestVerdict:
     """Inspect a whole request; the verdict says allowed, or why not (code and field).
 
@@ -172,7 +191,9 @@ def inspect_request(
     ``client_ip`` is accepted for the caller's logging; bans and rate limits are separate.
     ``exempt(field)`` names JSON leaves that are opaque credentials (passwords, secret
     values: hashed or encrypted, never interpolated), which are not inspected for injection;
-    their size and type are still bounded.
+    their size and type are still bounded. ``memo`` (owned by the caller, e.g. a
+    :class:`~tradeguard.guard.validator.SecurityValidator`) remembers short values already
+    found safe: form values repeat request after request.
     """
     del client_ip
     limits = limits or RequestLimits()
@@ -198,9 +219,14 @@ def inspect_request(
         return RequestVerdict.refuse("INVALID_ENCODING", 400, "path")
     # the URL path is always absolute: inspect it as text (traversal, injection), not as a
     # file-name field, which would refuse any leading '/'
-    verdict = validate_input(decoded_path, max_chars=limits.max_url_chars)
-    if not verdict.safe:
-        return RequestVerdict.refuse("THREAT_DETECTED", 400, "path", verdict.threats)
+    if memo is None or (False, decoded_path) not in memo:
+        verdict = validate_input(decoded_path, max_chars=limits.max_url_chars)
+        if not verdict.safe:
+            return RequestVerdict.refuse("THREAT_DETECTED", 400, "path", verdict.threats)
+        if memo is not None and len(decoded_path) <= MEMO_MAX_CHARS:
+            if len(memo) >= MEMO_MAX_ENTRIES:
+                memo.clear()
+            memo[False, decoded_path] = True
     try:
         pairs = parse_qsl(
             query, keep_blank_values=True, max_num_fields=limits.max_query_fields, errors="strict"
@@ -208,7 +234,9 @@ def inspect_request(
     except (ValueError, UnicodeDecodeError):
         return RequestVerdict.refuse("MALFORMED_QUERY", 400, "query")
     for name, value in pairs:
-        refused = _inspect(f"query.{name}", value, limits) or _inspect("query (name)", name, limits)
+        refused = _inspect(f"query.{name}", value, limits, memo) or _inspect(
+            "query (name)", name, limits, memo
+        )
         if refused is not None:
             return refused
     parsed: Any = None
@@ -228,7 +256,7 @@ def inspect_request(
                     if len(text) > limits.max_field_chars:
                         return RequestVerdict.refuse("FIELD_TOO_LONG", 400, where)
                     continue
-                refused = _inspect(where or "body", text, limits)
+                refused = _inspect(where or "body", text, limits, memo)
                 if refused is not None:
                     return refused
         else:
@@ -242,7 +270,7 @@ def inspect_request(
             except (ValueError, UnicodeDecodeError):
                 return RequestVerdict.refuse("MALFORMED_FORM", 400, "body")
             for name, value in form:
-                refused = _inspect(f"form.{name}", value, limits)
+                refused = _inspect(f"form.{name}", value, limits, memo)
                 if refused is not None:
                     return refused
     return RequestVerdict(True, json=parsed)

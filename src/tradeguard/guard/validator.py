@@ -34,6 +34,7 @@ class SecurityValidator:
         self._bus = bus
         self._resolver = ClientIPResolver(trusted_proxies)
         self.request_limits = request_limits or RequestLimits()
+        self._safe_texts: dict[tuple[bool, str], bool] = {}  # inspect_request's memo
 
     def __repr__(self) -> str:
         return f"SecurityValidator(limiter={self.limiter!r})"
@@ -74,7 +75,8 @@ class SecurityValidator:
     ) -> RequestVerdict:
         """Inspect a whole request (sizes, content type, JSON, every string but ``exempt``)."""
         verdict = inspect_request(method, path, query, headers, body, client_ip=client_ip,
-                                  limits=self.request_limits, exempt=exempt)  # fmt: skip
+                                  limits=self.request_limits, exempt=exempt,
+                                  memo=self._safe_texts)  # fmt: skip
         if not verdict.allowed:
             kinds = sorted({t.kind for t in verdict.threats})
             self._publish(

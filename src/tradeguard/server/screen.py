@@ -10,6 +10,7 @@ one); the 401 itself comes from the ``current_claims`` dependency, after inspect
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ _CREDENTIAL_FIELDS = frozenset({
 })  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)  # field paths repeat request after request
 def opaque_credential(where: str) -> bool:
     """JSON leaves never interpolated anywhere (hashed, compared or encrypted): passwords,
     one-time codes, tokens, and the values of a secret (``data.<key>``)."""
