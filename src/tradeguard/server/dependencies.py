@@ -116,8 +116,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_invalid(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, RequestValidationError):  # registered for it only
             raise exc
-        return problem(422, "INVALID_REQUEST", "the request does not match the schema",
-                       request_id=request_id(request), errors=_locations(exc.errors()))  # fmt: skip
+        return invalid_request(request, exc.errors())
 
     async def on_http(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, HTTPException):  # registered for HTTPException only
@@ -132,7 +131,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http)
 
 
-def _locations(errors: Any) -> list[dict[str, Any]]:
+def invalid_request(request: Request, errors: Any) -> Response:
+    """422: where the body or parameters fail the schema (never the values sent)."""
+    return problem(422, "INVALID_REQUEST", "the request does not match the schema",
+                   request_id=request_id(request), errors=locations(errors))  # fmt: skip
+
+
+def locations(errors: Any) -> list[dict[str, Any]]:
     """Where and what kind of schema error, never the input value (it may be a secret)."""
     found: list[dict[str, Any]] = []
     for error in list(errors)[:20]:

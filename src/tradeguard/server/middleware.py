@@ -25,10 +25,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradeguard.logs import get_logger
@@ -49,6 +51,8 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 INLINE_BODY_BYTES = 16 * 1024
+HotRoute = Callable[[Request, Any], Awaitable[Response]]
+"""A route answered right after the guard, given the request and its parsed JSON body."""
 
 
 def _request_ids() -> itertools.count[int]:
@@ -93,12 +97,14 @@ class GuardMiddleware:
         screen: Screen | Callable[[], Screen] | None = None,
         inline: bool = True,
         body_timeout: float = 15.0,
+        hot_routes: Mapping[tuple[str, str], HotRoute] | None = None,
     ) -> None:
         self.app = app
         self._screen = screen or default_screen
         self._built: Screen | None = screen if isinstance(screen, Screen) else None
         self.inline = inline
         self.body_timeout = body_timeout
+        self.hot_routes = dict(hot_routes or {})
 
     @property
     def screen(self) -> Screen:
@@ -157,6 +163,11 @@ class GuardMiddleware:
             await _answer(send, refusal, request_id)
             return
         scope.setdefault("state", {})["tradeguard"] = RequestContext(identity, request_id)
+        hot = self.hot_routes.get((scope["method"], scope["path"])) if self.hot_routes else None
+        if hot is not None:
+            response = await hot(Request(scope, _replay(body, receive)), identity.json)
+            await response(scope, receive, send)
+            return
         await self.app(scope, _replay(body, receive), send)
 
     async def _read_body(self, receive: Receive, limit: int) -> bytes | Refusal:

@@ -12,16 +12,21 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
 from tradeguard.auth import Claims
-from tradeguard.errors import ConfigurationError, InvalidAccountState, RiskError
+from tradeguard.errors import (
+    ConfigurationError,
+    InvalidAccountState,
+    RiskError,
+    TradeguardError,
+)
 from tradeguard.risk import AccountState, OrderDecision, Quote, RiskLimits, Violation
 from tradeguard.risk.violations import Code
-from tradeguard.server.context import ServiceDep, service
-from tradeguard.server.dependencies import ProblemError, require
-from tradeguard.server.problems import retry_after
+from tradeguard.server.context import Service, ServiceDep, service
+from tradeguard.server.dependencies import ProblemError, invalid_request, request_id, require
+from tradeguard.server.problems import problem, problem_for, retry_after
 
 router = APIRouter(tags=["risk"])
 Number = int | str
@@ -113,27 +118,49 @@ def _account(body: AccountIn, now: datetime) -> AccountState:
 @router.post("/v1/orders/check", response_model=DecisionOut)
 async def check_order(body: OrderCheck, request: Request) -> Response:
     """Every pre-trade check; the decision lists every violation with its stable code
-    (``orders:submit``)."""
-    # the hot route: the permission check and the service are resolved here rather than
-    # as FastAPI dependencies, which cost more than the risk checks themselves
-    claims = await _may_submit(request)
-    svc = await service(request)
+    (``orders:submit``). The service answers this route through :func:`check_order_fast`;
+    this FastAPI route documents it and serves apps that mount the router alone."""
+    return await decide(body, await _may_submit(request), await service(request))
+
+
+async def check_order_fast(request: Request, document: Any) -> Response:
+    """The same route without FastAPI's routing, dependency and body machinery (which cost
+    more than every guard and risk check together): ``document`` is the JSON body the guard
+    already parsed and inspected."""
+    try:
+        claims = await _may_submit(request)
+        try:
+            body = OrderCheck.model_validate(document)
+        except ValidationError as exc:
+            # located as FastAPI locates body errors
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            return invalid_request(request, errors)
+        return await decide(body, claims, await service(request))
+    except ProblemError as exc:
+        return problem(exc.status, exc.code, exc.detail, request_id=request_id(request),
+                       headers=exc.headers)  # fmt: skip
+    except TradeguardError as exc:
+        return problem_for(exc, request_id=request_id(request))
+
+
+async def decide(body: OrderCheck, claims: Claims, svc: Service) -> Response:
+    """Rate limit, then every risk check; a decision for any order content."""
     engine, unreadable = await svc.run(svc.current_risk)
     limited = svc.validator.rate_limit(f"user:{claims.subject}", "order_submissions")
     if not limited.allowed:
         raise ProblemError(429, "RATE_LIMITED", "too many order checks: slow down",
                            retry_after(limited.retry_after))  # fmt: skip
     if unreadable is not None:
-        problem = Violation(Code.RISK_STATE_UNAVAILABLE, unreadable, {"check": "TRADING_STATE"})
-        return _decision(engine.refuse(body.order, (problem,)))
+        refusal = Violation(Code.RISK_STATE_UNAVAILABLE, unreadable, {"check": "TRADING_STATE"})
+        return _decision(engine.refuse(body.order, (refusal,)))
     now = engine.clock.now()
     try:
         account = _account(body.account, now)
     except (InvalidAccountState, RiskError, ValueError, TypeError, ArithmeticError) as exc:
         why = str(exc) if isinstance(exc, InvalidAccountState) else type(exc).__name__
-        problem = Violation(Code.RISK_STATE_UNAVAILABLE, f"the account state is unusable: {why}",
+        refusal = Violation(Code.RISK_STATE_UNAVAILABLE, f"the account state is unusable: {why}",
                             {"check": "ACCOUNT", "reason": why})  # fmt: skip
-        return _decision(engine.refuse(body.order, (problem,)))
+        return _decision(engine.refuse(body.order, (refusal,)))
     return _decision(engine.check(body.order, account, now=now))
 
 
