@@ -125,6 +125,9 @@ class MarketCalendar:
         self._start = start.date() if isinstance(start, datetime) else start
         self._lock = threading.Lock()
         self._venues: dict[str, _Venue] = {CRYPTO: _ALWAYS}  # by the name asked for
+        self.generation = 0
+        """Counts venue (re)builds published: a span from :meth:`open_span` holds while the
+        generation it was given under is current."""
         self._names: dict[str, str] = {}  # name asked for -> calendar name
         self._extended: dict[str, tuple[timedelta, timedelta]] = {}
         for venue, window in (extended_hours or {}).items():
@@ -146,6 +149,26 @@ class MarketCalendar:
         flat, days = v.extended if extended else v.regular
         i, j = days[t.toordinal() - v.base]
         return bisect_right(flat, t, i, j) & 1 == 1
+
+    def open_span(
+        self, venue: str, t: datetime, *, extended: bool = True
+    ) -> tuple[bool, datetime, datetime]:
+        """``is_open(venue, t)`` and a span ``[since, until)`` around ``t`` over which that
+        answer holds while :attr:`generation` is unchanged (read it before calling):
+        ``since == until`` when ``t`` is outside the build's ``[lo, refresh_at)``, where
+        is_open may consult the clock and rebuild. Raises as :meth:`is_open` does."""
+        if t.tzinfo is not UTC:
+            t = _utc(t)
+        v = self._venues.get(venue)
+        if v is None or not v.lo <= t < v.refresh_at:
+            answer = self.is_open(venue, t, extended=extended)
+            return answer, t, t
+        flat, days = v.extended if extended else v.regular
+        i, j = days[t.toordinal() - v.base]
+        k = bisect_right(flat, t, i, j)  # = bisect_right(flat, t): see _book
+        since = flat[k - 1] if k and flat[k - 1] > v.lo else v.lo
+        until = flat[k] if k < len(flat) and flat[k] < v.refresh_at else v.refresh_at
+        return k & 1 == 1, since, until
 
     def next_open(self, venue: str, t: datetime, *, extended: bool = True) -> datetime | None:
         """First instant after ``t`` when ``venue`` opens (a break's end counts); None: never."""
@@ -216,6 +239,7 @@ class MarketCalendar:
         for asked, resolved in self._names.items():
             if resolved == name:
                 self._venues[asked] = v
+        self.generation += 1  # spans handed out before may no longer hold
         return v
 
     def _resolve(self, venue: str) -> str:

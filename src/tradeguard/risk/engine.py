@@ -12,6 +12,9 @@ answers anything but a bool, is refused as RISK_STATE_UNAVAILABLE with ``check=M
 and the reason: the market may be open, but we cannot tell. Without a calendar market hours
 are not checked at all.
 
+Speed: :mod:`~tradeguard.risk.fast` approves the common order in one inline pass with the
+same arithmetic, and hands anything else to the pure checks (``fast_path=False``: always).
+
 ``store=None`` keeps the trading state in memory only (tests, benchmarks): a halt then does
 not survive a restart. Production passes a :class:`TradingStateStore`, an SQLAlchemy engine
 or a database URL.
@@ -31,6 +34,7 @@ from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.errors import ConfigurationError
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.risk.checks_flow import MarketCalendarProtocol, market_status, plan
+from tradeguard.risk.fast import FastPath, covers
 from tradeguard.risk.killswitch import KillSwitch, TradingStateStore, TradingStatus, open_store
 from tradeguard.risk.limits import RiskLimits
 from tradeguard.risk.orders import Order, Side, parse_order
@@ -64,6 +68,7 @@ class RiskEngine:
         bus: EventBus | None = None,
         store: TradingStateStore | Engine | str | None = None,
         max_tracked: int = 100_000,
+        fast_path: bool = True,
     ) -> None:
         limits = RiskLimits() if limits is None else limits
         if not isinstance(limits, RiskLimits):
@@ -85,7 +90,12 @@ class RiskEngine:
         self._switch = KillSwitch(open_store(store), bus=bus, clock=self.clock)
         self._lock = threading.Lock()
         self._now_cache: tuple[object, int] = (None, 0)
-        self.approved_count = 0
+        plans_used = (self._default[1], *(p for _, p in self._plans.values()))
+        self._fast = (
+            FastPath(limits, self._tracker, self._switch, calendar, self._lock)
+            if fast_path and covers(plans_used)
+            else None
+        )
         self.rejected_count = 0
         self.rejections_by_code: dict[str, int] = {}
 
@@ -102,17 +112,27 @@ class RiskEngine:
 
         The checks run with at least 28 significant digits: a thread whose decimal context
         is coarser gets an exact one for the call (rounding could otherwise pass a breach).
+        The common approvable order is decided by :class:`FastPath` (the same checks inline);
+        anything else by the pure check functions, which word every violation.
         """
-        if _getcontext().prec < _MIN_PRECISION:
-            with localcontext(_EXACT):
-                return self.check(order, account, now=now)
+        if now is None:
+            now = self.clock.now()
         if not isinstance(order, Order):
             parsed = parse_order(order)
             if not isinstance(parsed, Order):
                 return self.refuse(order, tuple(_invalid(f, why) for f, why in parsed))
             order = parsed
-        if now is None:
-            now = self.clock.now()
+        fast = self._fast
+        if fast is not None:
+            decision = fast.check(order, account, now)
+            if decision is not None:
+                bus = self._bus
+                if bus is not None and bus.has_subscribers:
+                    self._publish(decision, order, _reference(account, decision))
+                return decision
+        if _getcontext().prec < _MIN_PRECISION:
+            with localcontext(_EXACT):
+                return self.check(order, account, now=now)
         cached = self._now_cache
         if cached[0] is now:
             now_us = cached[1]
@@ -178,7 +198,6 @@ class RiskEngine:
                     client_order_id, account_id, symbol, side, order.quantity, now_us, same,
                     self._account_windows, limits.symbol_order_rate,
                 )  # fmt: skip
-                self.approved_count += 1
         finally:
             lock.release()
         if violations is not None:
@@ -186,9 +205,13 @@ class RiskEngine:
         decision = _new(OrderDecision, (True, (), order, client_order_id))
         bus = self._bus
         if bus is not None and bus.has_subscribers:
-            quote = account.prices.get(order.symbol) if account is not None else None
-            self._publish(decision, order, None if quote is None else quote.price)
+            self._publish(decision, order, _reference(account, decision))
         return decision
+
+    @property
+    def approved_count(self) -> int:
+        """Orders approved (and recorded) so far."""
+        return self._tracker.approved
 
     # -- refusals and events -------------------------------------------------------------
 
@@ -348,6 +371,12 @@ class RiskEngine:
     def refresh_trading_state(self) -> TradingStatus:
         """Re-read the stored trading state (set by another process)."""
         return self._switch.refresh()
+
+
+def _reference(account: AccountState | None, decision: OrderDecision) -> Decimal | None:
+    order = decision.order
+    quote = None if order is None or account is None else account.prices.get(order.symbol)
+    return None if quote is None else quote.price
 
 
 def _invalid(field: str, why: str) -> Violation:

@@ -9,9 +9,11 @@
   a count per account and the pending quantity per (account, symbol, side).
 * A positions view: net filled quantity per (account, symbol), from ``fill``.
 
-Every structure has a cap. Pruning runs every 256 approvals (so a cap may be overshot by at
-most that many entries); a cap still reached after pruning is reported as ``full`` and the
-engine refuses new orders (RISK_STATE_UNAVAILABLE) rather than forget what it approved.
+Every structure has a cap. Every 16 approvals a trim drops at most 64 expired entries from
+each table (in steady state a handful: no call stalls on a long prune) and re-checks the caps,
+so a cap may be overshot by at most 16 entries. A cap reached is reported as ``full``; the
+engine then prunes everything expired and, if still full, refuses new orders
+(RISK_STATE_UNAVAILABLE) rather than forget what it approved.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from tradeguard.risk.limits import RateWindow, RiskLimits
 from tradeguard.risk.orders import Side
 from tradeguard.risk.state import ZERO
 
-Rates = tuple[deque[int], ...]
+Rates = tuple["_Times", ...]
 OpenOrder = tuple[str, str, Side, Decimal]
 """(account, symbol, side, remaining quantity) of an open order."""
-_PRUNE_EVERY = 256
+_TRIM_EVERY = 16  # approvals between two trims
+TRIM_MAX = 64  # expired entries one trim drops per table at most (the rest go next time)
 
 
 class OrderTracker:
@@ -55,9 +58,10 @@ class OrderTracker:
         self.open_count: dict[str, int] = {}
         self.pending: dict[tuple[str, str, Side], Decimal] = {}
         self.positions: dict[tuple[str, str], Decimal] = {}
+        self.approved = 0
         self.full: str | None = None
         """Why new orders cannot be tracked, or None."""
-        self._until_prune = _PRUNE_EVERY
+        self.until_trim = _TRIM_EVERY
         self._sequence = 0
 
     def next_id(self) -> str:
@@ -76,16 +80,26 @@ class OrderTracker:
         duplicate_key: Hashable,
         account_windows: tuple[RateWindow, ...],
         symbol_windows: tuple[RateWindow, ...],
+        pending: Decimal | None = None,
+        known: bool = True,
     ) -> None:
-        """Remember an approved order (called under the engine's lock)."""
+        """Remember an approved order (called under the engine's lock).
+
+        ``pending`` is the side's open quantity and ``known`` whether ``duplicate_key`` is
+        tracked, when the caller has just read them under the same lock (else looked up).
+        """
+        self.approved += 1
         self.open[client_order_id] = (account, symbol, side, quantity)
-        self.open_count[account] = self.open_count.get(account, 0) + 1
+        open_count = self.open_count
+        open_count[account] = open_count.get(account, 0) + 1
         key = (account, symbol, side)
-        self.pending[key] = self.pending.get(key, ZERO) + quantity
+        if pending is None:
+            pending = self.pending.get(key, ZERO)
+        self.pending[key] = pending + quantity
         if account_windows:
             rates = self.account_rates.get(account)
             if rates is None:
-                rates = self.account_rates[account] = _new_rates(account_windows)
+                rates = self.new_rates(True, account, account_windows)
             else:
                 self.account_rates.move_to_end(account)
             for times in rates:
@@ -93,33 +107,50 @@ class OrderTracker:
         if symbol_windows:
             rates = self.symbol_rates.get(symbol)
             if rates is None:
-                rates = self.symbol_rates[symbol] = _new_rates(symbol_windows)
+                rates = self.new_rates(False, symbol, symbol_windows)
             else:
                 self.symbol_rates.move_to_end(symbol)
             for times in rates:
                 times.append(now_us)
         if self.duplicate_horizon_us:
             duplicates = self.duplicates
+            if known and duplicate_key in duplicates:
+                duplicates.move_to_end(duplicate_key)
             duplicates[duplicate_key] = now_us
-            duplicates.move_to_end(duplicate_key)
-        self._until_prune -= 1
-        if self._until_prune <= 0:
-            self.prune(now_us)
+        self.until_trim -= 1
+        if self.until_trim <= 0:
+            self.prune(now_us, TRIM_MAX)
 
-    def prune(self, now_us: int) -> None:
-        """Drop what no window can see any more; set or clear ``full``."""
-        self._until_prune = _PRUNE_EVERY
+    def new_rates(self, accounts: bool, key: str, windows: tuple[RateWindow, ...]) -> Rates:
+        """Empty windows for a key first seen (per account, else per symbol)."""
+        rates = tuple(_Times(w) for w in windows)
+        (self.account_rates if accounts else self.symbol_rates)[key] = rates
+        return rates
+
+    def prune(self, now_us: int, at_most: int | None = None) -> None:
+        """Drop what no window can see any more (``at_most`` entries per table, oldest
+        first, if given); set or clear ``full``."""
+        self.until_trim = _TRIM_EVERY
+        budget = -1 if at_most is None else at_most
         horizon = now_us - self.rate_horizon_us
         for table in (self.account_rates, self.symbol_rates):
-            while table:
+            left = budget
+            while table and left:
                 first = next(iter(table.values()))
                 if first and first[0] and first[0][-1] > horizon:
                     break
                 table.popitem(last=False)
+                left -= 1
         cutoff = now_us - self.duplicate_horizon_us
         duplicates = self.duplicates
-        while duplicates and next(iter(duplicates.values())) <= cutoff:
-            duplicates.popitem(last=False)
+        left = budget
+        while duplicates and left:  # popitem: no re-hashing of the (long) keys
+            same, at = duplicates.popitem(last=False)
+            if at > cutoff:  # still in its window: put it back in front
+                duplicates[same] = at
+                duplicates.move_to_end(same, last=False)
+                break
+            left -= 1
         self.full = self._full_reason()
 
     def _full_reason(self) -> str | None:
@@ -197,5 +228,12 @@ class OrderTracker:
         }
 
 
-def _new_rates(windows: tuple[RateWindow, ...]) -> Rates:
-    return tuple(deque(maxlen=w.limit) for w in windows)
+class _Times(deque[int]):
+    """The latest approval times for one rate window: at most ``limit`` (its ``maxlen``),
+    and the window's length in microseconds (``span``)."""
+
+    __slots__ = ("span",)
+
+    def __init__(self, window: RateWindow) -> None:
+        super().__init__((), window.limit)
+        self.span = window.micros
