@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -126,14 +127,18 @@ def trader_token(port: int) -> str:
         return str(login.json()["access_token"])
 
 
+_SERIAL = itertools.count()
+
+
 def order_requests(port: int, token: str, count: int, tag: str) -> list[bytes]:
-    """Pre-built raw HTTP/1.1 requests, each a distinct order."""
+    """Pre-built raw HTTP/1.1 requests, each a distinct order (no two alike within 40,000)."""
     out = []
-    for i in range(count):
+    for _ in range(count):
+        i = next(_SERIAL)
         body = json.dumps({
             "order": {"symbol": "BTC-USD", "side": "buy" if i % 2 else "sell",
                       "quantity": str(1 + i % 7), "order_type": "limit",
-                      "limit_price": f"{100 + (i % 5000) / 1000:.3f}", "venue": "CRYPTO",
+                      "limit_price": f"{100 + (i % 40_000) / 10_000:.4f}", "venue": "CRYPTO",
                       "client_order_id": f"{tag}-{i}", "account_id": "bench"},
             "account": {"account_value": "1000000000", "prices": {"BTC-USD": "100.00"}},
         }, separators=(",", ":")).encode()  # fmt: skip
