@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,7 @@ def serve(
     try:
         import uvicorn
 
+        from tradeguard.server.app import LOG_JSON_VARIABLE, LOG_LEVEL_VARIABLE
         from tradeguard.server.bootstrap import bootstrap
     except ImportError:
         fail("the service needs the server extra: pip install 'tradeguard[server]'")
@@ -60,11 +62,13 @@ def serve(
     from tradeguard.logs import configure_logging
 
     configure_logging(json=log_json, level=log_level.upper())
+    os.environ[LOG_LEVEL_VARIABLE] = log_level.upper()  # for the worker processes
+    os.environ[LOG_JSON_VARIABLE] = {True: "1", False: "0", None: ""}[log_json]
     bootstrap()
     if workers > 1:
         reset()  # each worker builds its own defaults; flush this process's audit queue first
     uvicorn.run(
-        "tradeguard.server.app:create_app", factory=True, host=host, port=port,
+        "tradeguard.server.app:serve_app", factory=True, host=host, port=port,
         workers=workers, ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None, access_log=False,
         log_config=None, server_header=False, proxy_headers=False,

@@ -6,6 +6,7 @@ Every request passes :class:`~tradeguard.server.middleware.GuardMiddleware` firs
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from tradeguard import __version__
 from tradeguard.auth import Claims
 from tradeguard.clock import Clock
 from tradeguard.facade import configure
+from tradeguard.logs import configure_logging
 from tradeguard.server import routes_admin, routes_auth, routes_ops, routes_risk
 from tradeguard.server.context import Service
 from tradeguard.server.dependencies import install_problem_handlers
@@ -30,6 +32,20 @@ MFA_FIRST = (
     "MFA_ENROLMENT_REQUIRED",
     "administrators must enrol MFA first: POST /v1/auth/mfa/enroll, then /v1/auth/mfa/confirm",
 )
+
+
+LOG_LEVEL_VARIABLE = "TRADEGUARD_SERVE_LOG_LEVEL"
+LOG_JSON_VARIABLE = "TRADEGUARD_SERVE_LOG_JSON"
+
+
+def serve_app() -> FastAPI:
+    """The factory ``tradeguard serve`` gives uvicorn; every worker process calls it, so the
+    logging chosen on the command line (passed in the environment) applies in each."""
+    level = os.environ.get(LOG_LEVEL_VARIABLE)
+    if level:
+        as_json = {"1": True, "0": False}.get(os.environ.get(LOG_JSON_VARIABLE, ""))
+        configure_logging(json=as_json, level=level)
+    return create_app()
 
 
 def create_app(*, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
