@@ -1,0 +1,220 @@
+"""The fast path decides exactly as the full checks: same decisions, same tracked state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, Inexact, localcontext
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tradeguard.clock import FixedClock
+from tradeguard.risk import (
+    AccountState,
+    Order,
+    OrderDecision,
+    OrderType,
+    Quote,
+    RiskEngine,
+    RiskLimits,
+    Side,
+    TradingState,
+)
+from tradeguard.risk.calendar import MarketCalendar
+from tradeguard.risk.state import micros
+
+NOW = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
+TICK = Decimal("0.0001")
+
+
+def pair(limits: RiskLimits, clock: FixedClock, **kw: Any) -> tuple[RiskEngine, RiskEngine]:
+    """The same engine twice: with the fast path, and with the full checks only."""
+    fast = RiskEngine(limits, clock=clock, **kw)
+    assert fast._fast is not None
+    return fast, RiskEngine(limits, clock=clock, fast_path=False, **kw)
+
+
+def same(a: OrderDecision, b: OrderDecision) -> None:
+    assert (a.approved, a.client_order_id, a.order) == (b.approved, b.client_order_id, b.order)
+    assert [(v.code, v.message, dict(v.detail)) for v in a.violations] == [
+        (v.code, v.message, dict(v.detail)) for v in b.violations
+    ]
+
+
+def state(engine: RiskEngine) -> tuple[object, ...]:
+    t = engine._tracker
+    rates = {
+        k: [list(d) for d in v] for k, v in (*t.account_rates.items(), *t.symbol_rates.items())
+    }
+    return (t.sizes(), t.open, t.open_count, t.pending, t.duplicates, list(t.expiry), rates)
+
+
+def amounts(low: str, high: int) -> st.SearchStrategy[Decimal]:
+    return st.decimals(min_value=Decimal(low), max_value=Decimal(high), places=4, allow_nan=False)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[RiskLimits, AccountState, list[Order], list[int]]:
+    """Limits drawn around the orders' own values, so boundaries (at, one tick over) occur."""
+    mark = draw(amounts("1", 500))
+    held = draw(amounts("-300", 300))
+    orders: list[Order] = []
+    for i in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from([OrderType.LIMIT, OrderType.MARKET, OrderType.STOP]))
+        price = (mark * (1 + draw(st.integers(-6, 6)) * Decimal("0.01"))).quantize(TICK)
+        orders.append(
+            Order(
+                "AAPL" if draw(st.booleans()) else "MSFT",
+                draw(st.sampled_from(list(Side))),
+                Decimal(draw(st.integers(1, 40))),
+                kind,
+                limit_price=price if kind is OrderType.LIMIT else None,
+                stop_price=price if kind is OrderType.STOP else None,
+                client_order_id=draw(st.sampled_from(["", f"c{i}", "c0"])),
+                reduce_only=draw(st.sampled_from([False] * 7 + [True])),
+            )
+        )
+    first = orders[0]
+    near = st.sampled_from([Decimal(0), TICK, -TICK])  # at the limit, one tick over or under
+    notional = first.quantity * (first.limit_price or first.stop_price or mark)
+    value = (abs(held) + first.quantity) * mark
+    limits = RiskLimits(
+        max_order_quantity=draw(st.sampled_from([None, first.quantity, first.quantity + 5])),
+        max_order_notional=draw(st.sampled_from([None, notional - draw(near), notional * 9])),
+        max_position_quantity=draw(
+            st.sampled_from([None, None, abs(held) + first.quantity, 60, 10**6])
+        ),
+        max_position_notional=draw(st.sampled_from([None, value - draw(near), value * 9])),
+        max_concentration=draw(st.sampled_from([None, "0.05", "0.2", "1"])),
+        max_gross_exposure=draw(st.sampled_from([None, "0.1", "0.5", "2", "10"])),
+        price_collar=draw(st.sampled_from([None, "0.04", "0.05", "0.5", "0.5"])),
+        max_quote_age=draw(st.sampled_from([None, 1, 60, 60])),
+        order_rate=draw(st.sampled_from(["off", "2/second", "3/second;5/10s", "100/second"])),
+        symbol_order_rate=draw(st.sampled_from(["off", "2/second", "4/minute", "50/second"])),
+        duplicate_window=draw(st.sampled_from([None, 1, 2])),
+        max_open_orders=draw(st.sampled_from([None, 2, 5, 50])),
+        max_daily_loss=draw(st.sampled_from([None, None, 100, 10_000])),
+        max_daily_loss_fraction=None,
+        restricted_symbols=draw(st.sampled_from([[], [], ["MSFT"]])),
+        symbol_overrides=draw(st.sampled_from([None, {"MSFT": {"max_order_quantity": 7}}])),
+    )
+    quoted = {"AAPL": Quote(mark, NOW), "MSFT": Quote(mark * 2, NOW)}
+    if draw(st.sampled_from([False, False, True])):
+        del quoted["MSFT"]
+    account = AccountState(
+        account_value=draw(st.sampled_from([Decimal(-1), mark * 200, mark * 10**4, mark * 10**5])),
+        positions={"AAPL": held, **({"MSFT": 10} if draw(st.sampled_from([0, 0, 1])) else {})},
+        prices=quoted,
+        realized_pnl_today=draw(st.sampled_from([0, -200])),
+        open_orders=draw(st.sampled_from([0, 3])),
+    )
+    gaps = [draw(st.sampled_from([0, 1, 250_000, 999_999, 1_000_000])) for _ in orders]
+    return limits, account, orders, gaps
+
+
+@settings(max_examples=400, deadline=None)
+@given(scenarios(), st.sampled_from([None, 0, 1]), st.sampled_from([False] * 5 + [True]))
+def test_fast_path_when_random_orders_then_same_decisions_and_state_as_full_checks(
+    scenario: tuple[RiskLimits, AccountState, list[Order], list[int]],
+    cancel_every: int | None,
+    reducing: bool,
+) -> None:
+    limits, account, orders, gaps = scenario
+    clock = FixedClock(NOW)
+    fast, full = pair(limits, clock)
+    if reducing:
+        for engine in (fast, full):
+            engine.set_trading_state(TradingState.REDUCING, reason="test", actor="t")
+    for i, (order, gap) in enumerate(zip(orders, gaps, strict=True)):
+        clock.advance(timedelta(microseconds=gap))
+        a, b = fast.check(order, account), full.check(order, account)
+        same(a, b)
+        if a.approved and cancel_every is not None and i % 2 == cancel_every:
+            assert fast.on_cancel(a.client_order_id) == full.on_cancel(b.client_order_id)
+        assert state(fast) == state(full)
+    assert fast.stats() == full.stats()
+
+
+def test_fast_path_when_plain_order_then_it_decides(clock: FixedClock) -> None:
+    engine = RiskEngine(RiskLimits(), clock=clock)
+    account = AccountState(account_value=100_000, prices={"AAPL": Quote(100, clock.now())})
+    order = Order("AAPL", Side.BUY, Decimal(10), OrderType.LIMIT, Decimal(100))
+    assert engine._fast is not None
+    decision = engine._fast.check(order, account, clock.now())
+    assert decision is not None and decision.approved and decision.client_order_id == "tg-1"
+    assert engine.open_order_count() == 1 and engine.stats()["approved"] == 1
+
+
+@pytest.mark.parametrize("setting", ["halted", "coarse", "trapped", "naive", "mapping"])
+def test_fast_path_when_unusual_then_full_checks_decide_alike(setting: str) -> None:
+    clock = FixedClock(NOW)
+    fast, full = pair(RiskLimits(max_order_notional="1234567.89", price_collar=None), clock)
+    account = AccountState(account_value=10**7, prices={"AAPL": Quote(100, NOW)})
+    order: Any = Order("AAPL", Side.BUY, Decimal(1), OrderType.LIMIT, Decimal("1234567.894"))
+    now = None
+    if setting == "halted":
+        for engine in (fast, full):
+            engine.engage_kill_switch("test", "t")
+    if setting == "naive":
+        now = datetime(2026, 1, 5, 14, 30)  # naive on purpose
+    if setting == "mapping":
+        order = {"symbol": "aapl", "side": "buy", "quantity": 1, "limit_price": "1234567.89"}
+    with localcontext() as context:
+        if setting == "coarse":
+            context.prec = 9  # 1 x 1234567.894 would round to the limit and pass
+        if setting == "trapped":
+            context.traps[Inexact] = True
+        same(fast.check(order, account, now=now), full.check(order, account, now=now))
+        same(fast.check(order, account, now=now), full.check(order, account, now=now))
+
+
+def test_fast_path_when_duplicate_re_approved_later_then_trim_keeps_the_newer_time() -> None:
+    clock = FixedClock(NOW)
+    limits = RiskLimits(duplicate_window=2, symbol_overrides={"MSFT": {"duplicate_window": 1}})
+    engine = RiskEngine(limits, clock=clock)
+    account = AccountState(account_value=10**7, prices={"MSFT": Quote(100, NOW)})
+    order = Order("MSFT", Side.BUY, Decimal(1), OrderType.LIMIT, Decimal(100))
+    assert engine.check(order, account).approved
+    clock.advance(1.5)  # past MSFT's 1 s window, inside the 2 s horizon
+    assert engine.check(order, account, now=clock.now()).approved
+    clock.advance(0.6)  # the first approval is past the 2 s horizon, the second is not
+    engine._tracker.prune(micros(clock.now()))
+    assert list(engine._tracker.duplicates.values()) == [micros(NOW + timedelta(seconds=1.5))]
+    assert engine.check(order, account).codes == ("DUPLICATE_ORDER",)
+
+
+def test_open_span_when_asked_then_answer_holds_over_the_span_and_not_past_it() -> None:
+    clock = FixedClock(datetime(2026, 3, 10, 15, 0, tzinfo=UTC))
+    calendar = MarketCalendar(clock=clock)
+    us = timedelta(microseconds=1)
+    assert calendar.coverage("XNYS") is not None  # built: open_span answers from the build
+    for t in (
+        datetime(2026, 3, 10, 15, 0, tzinfo=UTC),  # open (11:00 New York)
+        datetime(2026, 3, 10, 21, 0, tzinfo=UTC),  # closed (17:00)
+        datetime(2026, 3, 14, 12, 0, tzinfo=UTC),  # Saturday
+    ):
+        answer, since, until = calendar.open_span("XNYS", t)
+        assert since <= t < until
+        assert calendar.is_open("XNYS", since) is answer is calendar.is_open("XNYS", until - us)
+        assert calendar.is_open("XNYS", until) is not answer
+        if since > calendar.coverage("XNYS")[0]:  # type: ignore[index]
+            assert calendar.is_open("XNYS", since - us) is not answer
+
+
+def test_fast_path_when_calendar_rebuilds_then_spans_are_asked_again() -> None:
+    clock = FixedClock(datetime(2026, 3, 10, 15, 0, tzinfo=UTC))
+    calendar = MarketCalendar(clock=clock)
+    engine = RiskEngine(RiskLimits(), clock=clock, calendar=calendar)
+    account = AccountState(account_value=10**7, prices={"AAPL": Quote(100, clock.now())})
+    order = Order("AAPL", Side.BUY, Decimal(1), OrderType.LIMIT, Decimal(100), venue="XNYS")
+    assert engine.check(order, account).approved  # builds XNYS: no span yet
+    assert engine.check(order.replace(quantity=Decimal(2)), account).approved  # a span now
+    generation = calendar.generation
+    assert engine._fast is not None and engine._fast._hours["XNYS"][2] == generation
+    clock.advance(timedelta(days=340))  # under 30 days of coverage left: rebuilt on use
+    late = AccountState(account_value=10**7, prices={"AAPL": Quote(100, clock.now())})
+    decision = engine.check(order.replace(client_order_id="late"), late)
+    assert calendar.generation > generation
+    assert decision.approved is calendar.is_open("XNYS", clock.now())
