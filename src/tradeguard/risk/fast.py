@@ -25,7 +25,7 @@ Any other calendar is asked on every order, as the full path does.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Context, Inexact, Rounded, getcontext
 from typing import TYPE_CHECKING, Any
 
@@ -43,13 +43,14 @@ if TYPE_CHECKING:
     from threading import Lock
 
     from tradeguard.risk.killswitch import KillSwitch
-    from tradeguard.risk.tracking import OrderTracker
+    from tradeguard.risk.tracking import OrderTracker, Rates
 
 _EXACT28 = Context(prec=28, traps=[Inexact, Rounded])  # raises rather than round
 _ACTIVE, _BUY, _MARKET = TradingState.ACTIVE, Side.BUY, OrderType.MARKET
 _FAR = 2**62  # an age window that never closes (microseconds)
+_NO_SPAN = (0, 0, -1)  # an empty span: ask the calendar
 _new = tuple.__new__
-_getcontext, _UTC, _MIN_PRECISION = getcontext, UTC, 28
+_getcontext, _MIN_PRECISION = getcontext, 28
 Entry = tuple[Any, ...]
 """What :func:`entry` derives for one (snapshot, symbol); see there."""
 
@@ -102,6 +103,7 @@ def entry(account: AccountState, limits: RiskLimits, symbol: str) -> Entry | Non
         limits.max_position_notional, caps.concentration, caps.gross, account.gross_exposure,
         limits.max_open_orders, account.open_orders, limits.order_rate,
         limits.symbol_order_rate, limits.duplicate_window_us,
+        len(limits.order_rate) > 1 or len(limits.symbol_order_rate) > 1,
     )  # fmt: skip
 
 
@@ -122,12 +124,9 @@ class FastPath:
         self._switch = switch
         self._lock = lock
         self._calendar = calendar
-        self._spans: MarketCalendar | None = (
-            calendar if isinstance(calendar, MarketCalendar) else None
-        )
+        self._spans: Any = calendar if isinstance(calendar, MarketCalendar) else None
         self._hours: dict[str, tuple[int, int, int]] = {}  # venue -> since, until, generation
         self._snapshot: tuple[object, dict[str, Entry | None]] = (None, {})
-        self._now: tuple[datetime, int] = (EPOCH, 0)  # the last instant seen, in micros
 
     def market_open(self, venue: str, now: datetime, now_us: int) -> bool:
         """True only if the venue is surely open at ``now`` (anything else: ask the checks)."""
@@ -169,37 +168,31 @@ class FastPath:
             entries[symbol] = found
         return found
 
-    def check(self, order: object, account: object, now: datetime) -> OrderDecision | None:
+    def check(self, order: Order, account: object, now: datetime) -> OrderDecision | None:
         """The approval, recorded, if every check passes; else None: run the full checks.
 
         Records as :meth:`OrderTracker.record` does (inline: this is the hot path).
         """
-        if type(order) is not Order or type(account) is not AccountState:
+        if type(account) is not AccountState:  # (the engine passes only an Order)
             return None
         if _getcontext().prec < _MIN_PRECISION:
             return None  # the engine raises the precision, then comes back here
-        last, last_us = self._now
-        if now is last:
-            now_us = last_us
-        elif type(now) is datetime and now.tzinfo is _UTC:  # exact: both UTC instants
-            delta = now - last
-            if delta.days:
-                now_us = micros(now)
-            else:
-                now_us = last_us + delta.seconds * 1_000_000 + delta.microseconds
-            self._now = (now, now_us)
-        else:
+        if type(now) is not datetime:
             return None
+        try:
+            delta = now - EPOCH  # micros(now), without dividing timedeltas
+        except Exception:  # not an aware datetime: the full path refuses it, saying why
+            return None
+        now_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
         (
             symbol, side, quantity, kind, limit, stop, _tif, venue, client_order_id,
             account_id, _strategy, reduce_only,
         ) = order  # fmt: skip
         if self._calendar is not None and venue != CRYPTO:
-            span = self._hours.get(venue)
-            if (
-                span is None or not span[0] <= now_us < span[1] or span[2] != self._spans.generation  # type: ignore[union-attr]
-            ) and not self.market_open(venue, now, now_us):
-                return None
+            span = self._hours.get(venue, _NO_SPAN)  # only ever set for a MarketCalendar
+            if not span[0] <= now_us < span[1] or span[2] != self._spans.generation:
+                if not self.market_open(venue, now, now_us):
+                    return None
         tracker = self._tracker
         lock = self._lock
         lock.acquire()  # cheaper than `with` on the hot path
@@ -215,7 +208,7 @@ class FastPath:
             (
                 mark, band, position, before_abs, held, age_from, age_to, max_quantity,
                 max_notional, max_position, max_value, max_share, max_gross, gross_now,
-                max_open, open_elsewhere, account_windows, symbol_windows, duplicate_us,
+                max_open, open_elsewhere, account_windows, symbol_windows, duplicate_us, several,
             ) = found  # fmt: skip
             open_orders = tracker.open
             open_count = tracker.open_count
@@ -255,17 +248,21 @@ class FastPath:
                             gross -= held
                         if gross > max_gross:
                             return None
-                account_rates = symbol_rates = None
-                if account_windows:  # a window full: its limit of times, all younger than it
-                    account_rates = tracker.account_rates.get(account_id)
-                    for times in account_rates or ():
-                        if len(times) == times.maxlen and times[0] > now_us - times.span:
-                            return None
-                if symbol_windows:
-                    symbol_rates = tracker.symbol_rates.get(symbol)
-                    for times in symbol_rates or ():
-                        if len(times) == times.maxlen and times[0] > now_us - times.span:
-                            return None
+                # a rate window is full when it holds its limit of times, all younger than it
+                account_rates = tracker.account_rates.get(account_id) if account_windows else None
+                if account_rates is not None:
+                    times = account_rates[0]
+                    if len(times) == times.maxlen and times[0] > now_us - times.span:
+                        return None
+                    if several and _any_full(account_rates, now_us):
+                        return None
+                symbol_rates = tracker.symbol_rates.get(symbol) if symbol_windows else None
+                if symbol_rates is not None:
+                    times = symbol_rates[0]
+                    if len(times) == times.maxlen and times[0] > now_us - times.span:
+                        return None
+                    if several and _any_full(symbol_rates, now_us):
+                        return None
                 same = (account_id, symbol, side, quantity, limit, stop)
                 duplicates = tracker.duplicates
                 seen = duplicates.get(same)
@@ -285,24 +282,28 @@ class FastPath:
             if account_windows:
                 if account_rates is None:
                     account_rates = tracker.new_rates(True, account_id, account_windows)
-                else:
-                    tracker.account_rates.move_to_end(account_id)
-                for times in account_rates:
-                    times.append(now_us)
+                account_rates[0].append(now_us)
+                if several:
+                    for times in account_rates[1:]:
+                        times.append(now_us)
             if symbol_windows:
                 if symbol_rates is None:
                     symbol_rates = tracker.new_rates(False, symbol, symbol_windows)
-                else:
-                    tracker.symbol_rates.move_to_end(symbol)
-                for times in symbol_rates:
-                    times.append(now_us)
+                symbol_rates[0].append(now_us)
+                if several:
+                    for times in symbol_rates[1:]:
+                        times.append(now_us)
             if tracker.duplicate_horizon_us:
-                if seen is not None:
-                    duplicates.move_to_end(same)
                 duplicates[same] = now_us
+                tracker.expiry.append((now_us, same))
             tracker.until_trim -= 1
             if tracker.until_trim <= 0:
                 tracker.prune(now_us, TRIM_MAX)
         finally:
             lock.release()
         return _new(OrderDecision, (True, (), order, client_order_id))
+
+
+def _any_full(rates: Rates, now_us: int) -> bool:
+    """Whether any of ``rates`` holds its limit of times, all younger than its length."""
+    return any(len(t) == t.maxlen and t[0] > now_us - t.span for t in rates)

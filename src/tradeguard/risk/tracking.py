@@ -1,10 +1,12 @@
 """What the engine remembers of the orders it approved, in bounded memory.
 
 * Rate windows: per key (account, or symbol) one deque per window holding at most
-  ``limit`` approval times, so a key costs O(sum of limits) at most. Keys sit in an
-  OrderedDict in order of last use; keys idle longer than the longest window are dropped.
+  ``limit`` approval times, so a key costs O(sum of limits) at most. Keys idle longer than
+  the longest window are dropped: each trim looks at the 4 oldest-inserted keys, drops the
+  idle ones and moves the others to the back (no reordering on every approval).
 * Duplicates: the last approval time of each (account, symbol, side, quantity, prices),
-  dropped once older than the longest duplicate window.
+  dropped once older than the longest duplicate window (a queue of (time, key) in the
+  order recorded says which to drop: no ordered dict to keep up on every approval).
 * Open orders: approved and neither filled nor cancelled, with their remaining quantity,
   a count per account and the pending quantity per (account, symbol, side).
 * A positions view: net filled quantity per (account, symbol), from ``fill``.
@@ -31,6 +33,7 @@ OpenOrder = tuple[str, str, Side, Decimal]
 """(account, symbol, side, remaining quantity) of an open order."""
 _TRIM_EVERY = 16  # approvals between two trims
 TRIM_MAX = 64  # expired entries one trim drops per table at most (the rest go next time)
+_ROTATE = 4  # rate keys one trim looks at, per table
 
 
 class OrderTracker:
@@ -53,7 +56,9 @@ class OrderTracker:
         self.max_duplicates = max_duplicates
         self.account_rates: OrderedDict[str, Rates] = OrderedDict()
         self.symbol_rates: OrderedDict[str, Rates] = OrderedDict()
-        self.duplicates: OrderedDict[Hashable, int] = OrderedDict()
+        self.duplicates: dict[Hashable, int] = {}
+        self.expiry: deque[tuple[int, Hashable]] = deque()
+        """(time, key) of each duplicate recorded, oldest first: what to drop when."""
         self.open: dict[str, OpenOrder] = {}
         self.open_count: dict[str, int] = {}
         self.pending: dict[tuple[str, str, Side], Decimal] = {}
@@ -80,43 +85,29 @@ class OrderTracker:
         duplicate_key: Hashable,
         account_windows: tuple[RateWindow, ...],
         symbol_windows: tuple[RateWindow, ...],
-        pending: Decimal | None = None,
-        known: bool = True,
     ) -> None:
-        """Remember an approved order (called under the engine's lock).
-
-        ``pending`` is the side's open quantity and ``known`` whether ``duplicate_key`` is
-        tracked, when the caller has just read them under the same lock (else looked up).
-        """
+        """Remember an approved order (called under the engine's lock)."""
         self.approved += 1
         self.open[client_order_id] = (account, symbol, side, quantity)
         open_count = self.open_count
         open_count[account] = open_count.get(account, 0) + 1
         key = (account, symbol, side)
-        if pending is None:
-            pending = self.pending.get(key, ZERO)
-        self.pending[key] = pending + quantity
+        self.pending[key] = self.pending.get(key, ZERO) + quantity
         if account_windows:
             rates = self.account_rates.get(account)
             if rates is None:
                 rates = self.new_rates(True, account, account_windows)
-            else:
-                self.account_rates.move_to_end(account)
             for times in rates:
                 times.append(now_us)
         if symbol_windows:
             rates = self.symbol_rates.get(symbol)
             if rates is None:
                 rates = self.new_rates(False, symbol, symbol_windows)
-            else:
-                self.symbol_rates.move_to_end(symbol)
             for times in rates:
                 times.append(now_us)
         if self.duplicate_horizon_us:
-            duplicates = self.duplicates
-            if known and duplicate_key in duplicates:
-                duplicates.move_to_end(duplicate_key)
-            duplicates[duplicate_key] = now_us
+            self.duplicates[duplicate_key] = now_us
+            self.expiry.append((now_us, duplicate_key))
         self.until_trim -= 1
         if self.until_trim <= 0:
             self.prune(now_us, TRIM_MAX)
@@ -134,22 +125,22 @@ class OrderTracker:
         budget = -1 if at_most is None else at_most
         horizon = now_us - self.rate_horizon_us
         for table in (self.account_rates, self.symbol_rates):
-            left = budget
-            while table and left:
-                first = next(iter(table.values()))
-                if first and first[0] and first[0][-1] > horizon:
-                    break
-                table.popitem(last=False)
+            # oldest-created first: an idle key is dropped, a key still in use goes to the
+            # back; a full prune looks at every key, a trim at a few (in turn, over trims)
+            left = len(table) if at_most is None else min(len(table), _ROTATE)
+            while left:
+                key, rates = table.popitem(last=False)
+                if rates[0] and rates[0][-1] > horizon:
+                    table[key] = rates  # still in use
                 left -= 1
         cutoff = now_us - self.duplicate_horizon_us
-        duplicates = self.duplicates
+        duplicates, expiry = self.duplicates, self.expiry
         left = budget
-        while duplicates and left:  # popitem: no re-hashing of the (long) keys
-            same, at = duplicates.popitem(last=False)
-            if at > cutoff:  # still in its window: put it back in front
-                duplicates[same] = at
-                duplicates.move_to_end(same, last=False)
-                break
+        while expiry and left and expiry[0][0] <= cutoff:
+            at, same = expiry.popleft()
+            current = duplicates.pop(same, at)
+            if current != at:  # approved again since: keep the newer time
+                duplicates[same] = current
             left -= 1
         self.full = self._full_reason()
 
