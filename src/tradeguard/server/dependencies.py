@@ -74,7 +74,7 @@ async def current_claims(request: Request) -> Claims:
                            "the bearer token is missing, malformed, expired or revoked",
                            bearer_challenge())  # fmt: skip
     gate = getattr(request.app.state, "account_gate", None)
-    if gate is not None and not request.url.path.startswith(_GATE_EXEMPT):
+    if gate is not None and not request.scope["path"].startswith(_GATE_EXEMPT):
         outstanding = await gate(who.claims)
         if outstanding is not None:
             raise ProblemError(403, *outstanding)
