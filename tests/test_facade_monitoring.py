@@ -67,3 +67,18 @@ def test_alert_settings_when_rules_file_then_used(
     tradeguard.reset()
     tradeguard.get_event_bus().publish(SecurityEvent("order.approved"))
     assert tradeguard.get_alert_engine().alerts_fired == 1
+
+
+def test_default_risk_engine_when_wash_pattern_then_surveillance_alerts_on_the_bus() -> None:
+    seen: list[SecurityEvent] = []
+    tradeguard.get_event_bus().subscribe(seen.append)
+    account = {"account_value": 1_000_000, "prices": {"BTC-USD": "100"}}
+    order = {"symbol": "BTC-USD", "quantity": 1, "order_type": "limit", "limit_price": "100",
+             "venue": "CRYPTO", "account_id": "acct-1"}  # fmt: skip
+    buy = tradeguard.validate_order({**order, "side": "buy", "client_order_id": "b1"}, **account)
+    sell = tradeguard.validate_order({**order, "side": "sell", "client_order_id": "s1"}, **account)
+    assert buy.approved and sell.approved  # surveillance alerts; by default it blocks nothing
+    alerts = [e for e in seen if e.type.startswith("surveillance.")]
+    assert [e.type for e in alerts] == ["surveillance.wash"]
+    assert alerts[0].subject == "acct-1"
+    assert tradeguard.get_risk_engine().trading_state.value == "ACTIVE"

@@ -8,6 +8,7 @@ from tradeguard.risk.calendar import MarketCalendar
 from tradeguard.risk.engine import RiskEngine
 from tradeguard.risk.killswitch import TradingStateStore
 from tradeguard.risk.limits import RiskLimits
+from tradeguard.risk.surveillance import Surveillance
 from tradeguard.settings import Settings
 from tradeguard.storage import create_database_engine
 
@@ -23,6 +24,9 @@ def build_risk_engine(
     by default)."""
     limits = RiskLimits.from_toml(settings.risk_config) if settings.risk_config else RiskLimits()
     store = TradingStateStore(create_database_engine(settings.resolved_database_url()))
-    return RiskEngine(
+    engine = RiskEngine(
         limits, calendar=MarketCalendar(clock=clock), clock=clock, bus=bus, store=store
     )
+    if bus is not None:
+        bus.subscribe(Surveillance(bus=bus, clock=clock, engine=engine))
+    return engine
