@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tradeguard.auth import AuthHandler, Claims
-from tradeguard.errors import TradeguardError
+from tradeguard.errors import TokenExpired, TokenInvalid, TradeguardError
 from tradeguard.guard.request import RequestLimits, check_content_length
 from tradeguard.guard.validator import SecurityValidator
 from tradeguard.server.problems import retry_after
@@ -131,9 +131,16 @@ class Screen:
         body: bytes,
         ip: str,
     ) -> tuple[Identity, Refusal | None]:
-        """Identify, rate-limit, inspect; the identity carries the parsed JSON body."""
+        """Rate-limit, inspect; the identity carries the claims and the parsed JSON body.
+
+        The per-IP limit is decided before the credential is validated (a flood of forged
+        tokens must not buy signature checks), the per-identity one after it.
+        """
+        refusal = self._limit(f"ip:{ip}", ip)
+        if refusal is not None:
+            return Identity(ip), refusal
         who = self.identify(headers.get("authorization"), ip)
-        refusal = self._rate_limit(who)
+        refusal = self._limit(self._identity_key(who), ip)
         if refusal is not None:
             return who, refusal
         verdict = self.validator.inspect_request(
@@ -167,33 +174,32 @@ class Screen:
                 who.claims = self.auth.validate_token(token)
         except TradeguardError as exc:
             who.auth_error = exc
-            self.validator.record_violation(ip, "bad_token")
+            if not isinstance(exc, TokenExpired):  # an honest client's stale token is no attack
+                self.validator.record_violation(ip, "bad_token")
         return who
 
-    def _rate_limit(self, who: Identity) -> Refusal | None:
-        keys = [f"ip:{who.ip}"]
+    @staticmethod
+    def _identity_key(who: Identity) -> str | None:
         if who.claims is not None:
-            keys.append(f"user:{who.claims.subject}")
-        elif who.credential is not None:
+            return f"user:{who.claims.subject}"
+        if who.credential is not None:
             # an unverified credential gets its own bucket, keyed by its digest (never by
             # the subject it claims, which anyone could name to exhaust someone else's)
-            keys.append(f"cred:{who.credential}")
-        for key in keys:
-            decision = self.validator.rate_limit(key, self.action)
-            if not decision.allowed:
-                self.validator.record_violation(who.ip, "rate_limit")
-                return Refusal(
-                    429, "RATE_LIMITED", "too many requests: slow down",
-                    retry_after(decision.retry_after),
-                )  # fmt: skip
+            return f"cred:{who.credential}"
         return None
 
+    def _limit(self, key: str | None, ip: str) -> Refusal | None:
+        if key is None:
+            return None
+        decision = self.validator.rate_limit(key, self.action)
+        if decision.allowed:
+            return None
+        self.validator.record_violation(ip, "rate_limit")
+        return Refusal(429, "RATE_LIMITED", "too many requests: slow down",
+                       retry_after(decision.retry_after))  # fmt: skip
 
-class _MalformedCredential(TradeguardError):
-    """An Authorization header that is not ``Bearer <token>``."""
 
-
-_MALFORMED = _MalformedCredential("the Authorization header must be 'Bearer <token>'")
+_MALFORMED = TokenInvalid("the Authorization header must be 'Bearer <token>'")
 _SIZE_DETAIL = {
     "BODY_TOO_LARGE": "the request body is larger than the service accepts",
     "INVALID_CONTENT_LENGTH": "the Content-Length header is not a number",
