@@ -8,8 +8,8 @@ RISK_STATE_UNAVAILABLE naming it, and every violation found is reported.
 
 Market hours: with a ``calendar``, an order's venue must be open now. ``CRYPTO`` is always
 open; an order without a venue, or a calendar that raises (out of range, unknown venue) or
-answers anything but a bool, is refused as RISK_STATE_UNAVAILABLE with ``check=MARKET_CLOSED``
-and the reason: the market may be open, but we cannot tell. Without a calendar market hours
+answers anything but a bool, is refused as MARKET_CLOSED with ``fail_closed=yes`` and the
+reason in the detail: the market may be open, but we cannot tell. Without a calendar market hours
 are not checked at all.
 
 Speed: :mod:`~tradeguard.risk.fast` approves the common order in one inline pass with the
