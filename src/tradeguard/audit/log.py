@@ -37,7 +37,7 @@ class AuditLog:
         bus: EventBus | None = None,
         durable_prefixes: tuple[str, ...] = DURABLE_PREFIXES,
         max_queue: int = 100_000,
-        max_batch: int = 2_000,
+        max_batch: int = 8_192,
         durable_timeout: float = 30.0,
     ) -> None:
         self._store = store

@@ -51,7 +51,7 @@ class BatchWriter(Generic[T]):
         *,
         after_commit: AfterCommit[T] | None = None,
         max_queue: int = 100_000,
-        max_batch: int = 2_000,
+        max_batch: int = 8_192,
         retry_delay: float = 0.05,
         max_retry_delay: float = 5.0,
         max_attempts: int = 8,
