@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from tradeguard.events import SecurityEvent
 
+_MAX_CHILDREN = 4096  # remembered labelled children (label values are bounded anyway)
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Content-Type of :func:`render`'s output (Prometheus text exposition 0.0.4)."""
 
@@ -138,19 +140,30 @@ class Metrics:
         self._operations = _Bounded("other")
         self._outcomes = _Bounded("other")
         self._codes = _Bounded("OTHER")
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._by_kind: Mapping[str, Counter] = {
             "tokens": self.tokens,
             "ratelimit": self.ratelimit,
             "orders": self.orders,
         }
 
+    def _child(self, metric: Counter, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered (label values here are already bounded)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*labels)
+            if len(self._children) < _MAX_CHILDREN:
+                self._children[key] = child
+        return child
+
     def __call__(self, event: SecurityEvent) -> None:
         """Count ``event``: the generic counter always, a specific metric when one applies."""
         kind = event.type
-        self.security_events.labels(self._types(label_value(kind)), event.severity).inc()
+        self._child(self.security_events, self._types(label_value(kind)), event.severity).inc()
         simple = _SIMPLE.get(kind)
         if simple is not None:
-            self._by_kind[simple[0]].labels(simple[1]).inc()
+            self._child(self._by_kind[simple[0]], simple[1]).inc()
             if kind == "order.rejected":
                 self._count_violations(event.details)
         elif kind.startswith(_LOGIN):
