@@ -59,3 +59,21 @@ def test_forged_tokens_count_toward_a_ban(make_app: Callable[..., Any]) -> None:
                     for i in range(11)]  # fmt: skip
     assert statuses[:10] == [401] * 10 and statuses[10] == 403
     assert get_validator().is_blocked(OUTSIDE[0]) is not None
+
+
+def test_identity_when_printed_then_the_parsed_body_is_not_shown(
+    make_app: Callable[..., Any],
+) -> None:
+    from tradeguard.server.screen import Screen
+
+    make_app()
+    screen = Screen(get_validator(), get_auth_handler())
+    body = b'{"username": "ada", "password": "hunter2 is my passphrase 4411"}'
+    json_type = {"content-type": "application/json"}
+    who, refusal = screen.after_body("POST", "/v1/auth/login", "", json_type, body, "127.0.0.1")
+    assert refusal is None and who.json["password"].startswith("hunter2")
+    assert "hunter2" not in repr(who)
+    forged, _ = screen.after_body("GET", "/v1/risk/state", "", {"authorization": "Bearer x.y.z"},
+                                  b"", "127.0.0.1")  # fmt: skip
+    assert forged.claims is None and forged.credential is not None
+    assert "x.y.z" not in repr(forged)

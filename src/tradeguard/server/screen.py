@@ -80,7 +80,7 @@ class Identity:
     claims: Claims | None = None
     auth_error: TradeguardError | None = None
     credential: str | None = None
-    json: Any = None
+    json: Any = field(default=None, repr=False)  # the body: may hold passwords, secret values
 
 
 class Screen:
@@ -161,19 +161,19 @@ class Screen:
         who = Identity(ip)
         if authorization is None:
             return who
-        who.credential = hashlib.sha256(authorization.encode(errors="replace")).hexdigest()[:24]
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > 8192:
-            who.auth_error = _MALFORMED
-            return who
         try:
+            if scheme.lower() != "bearer" or not token or len(token) > 8192:
+                raise TokenInvalid("the Authorization header must be 'Bearer <token>'")
             if token.startswith(API_KEY_PREFIX):
                 who.claims = self.auth.authenticate_api_key(token)
             else:
                 who.claims = self.auth.validate_token(token)
         except TradeguardError as exc:
             who.auth_error = exc
+            # the rate-limit bucket of a credential that did not verify: keyed by its digest
+            who.credential = hashlib.sha256(authorization.encode(errors="replace")).hexdigest()
             if not isinstance(exc, TokenExpired):  # an honest client's stale token is no attack
                 self.validator.record_violation(ip, "bad_token")
         return who
@@ -199,7 +199,6 @@ class Screen:
                        retry_after(decision.retry_after))  # fmt: skip
 
 
-_MALFORMED = TokenInvalid("the Authorization header must be 'Bearer <token>'")
 _SIZE_DETAIL = {
     "BODY_TOO_LARGE": "the request body is larger than the service accepts",
     "INVALID_CONTENT_LENGTH": "the Content-Length header is not a number",
