@@ -71,6 +71,7 @@ class Service:
         self._lock = threading.Lock()
         self._gates: dict[str, tuple[float, AccountGate]] = {}
         self._state_read_at = -STATE_REFRESH_SECONDS
+        self._replacement_parts: tuple[TradingStateStore, MarketCalendar] | None = None
         self._gate_ttl = max(self.settings.auth_state_ttl, 0.0)
         # Reads on the hot path (token status, account gate, trading state) are microsecond
         # WAL reads on SQLite and run on the event loop; over a network (PostgreSQL, Redis)
@@ -110,12 +111,16 @@ class Service:
 
         Approved-order tracking (rate windows, duplicates, open orders) starts afresh.
         """
-        store = TradingStateStore(create_database_engine(self.settings.resolved_database_url()))
-        engine = RiskEngine(
-            limits, calendar=MarketCalendar(clock=self.clock), clock=self.clock,
-            bus=self.bus, store=store,
-        )  # fmt: skip
         with self._lock:
+            if self._replacement_parts is None:  # one store and calendar for every swap
+                database = create_database_engine(self.settings.resolved_database_url())
+                self._replacement_parts = (
+                    TradingStateStore(database),
+                    MarketCalendar(clock=self.clock),
+                )
+            store, calendar = self._replacement_parts
+            engine = RiskEngine(limits, calendar=calendar, clock=self.clock, bus=self.bus,
+                                store=store)  # fmt: skip
             self._risk = engine
         self.bus.publish(SecurityEvent("risk.limits_changed", actor=actor, severity="warning",
                                        outcome="success"))  # fmt: skip
