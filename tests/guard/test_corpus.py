@@ -14,9 +14,8 @@ How rates are counted:
   next to ``/`` or ``\\``, or an absolute path starting at a system root (``/etc/``,
   ``c:\\windows\\`` ...). Rows without one (bare file names, fuzzing junk that decodes to
   nothing, comments) are reported but not held to the target;
-- a false positive is a harmless row refused for any reason. On benign_naughty, rows made
-  of control characters (BLNS lists them) are refused by design - the guard must refuse
-  C0/C1 controls - so its target counts the injection kinds only;
+- a false positive is a harmless row refused for any reason (benign_naughty's rows made of
+  C0/C1 control characters included: the guard refuses only controls that can do harm);
 - crs_negative has noisy labels (some rows are attacks meant for another rule): its rate
   is recorded, not asserted.
 """
@@ -41,7 +40,6 @@ pytestmark = pytest.mark.skipif(
     reason=f"labelled corpora not found at {CORPORA} (they live beside the checkout)",
 )
 
-INJECTION_KINDS = frozenset({"sql_injection", "xss", "path_traversal", "command_injection"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRAVERSAL = re.compile(
     r"\.\.[/\\]|[/\\]\.\."
@@ -104,25 +102,15 @@ def test_traversal_when_row_has_traversal_sequence_then_caught(
 
 @pytest.mark.parametrize("which", HALVES.values(), ids=HALVES.keys())
 @pytest.mark.parametrize(
-    ("name", "limit", "counts"),
-    [
-        ("benign", 0.003, None),
-        ("benign_apostrophe", 0.003, None),
-        ("benign_naughty", 0.01, INJECTION_KINDS),
-    ],
+    ("name", "limit"),
+    [("benign", 0.003), ("benign_apostrophe", 0.003), ("benign_naughty", 0.01)],
 )
 def test_harmless_when_inspected_then_few_refused(
-    name: str,
-    limit: float,
-    counts: frozenset[str] | None,
-    which: int | None,
-    record_property: Callable[..., None],
+    name: str, limit: float, which: int | None, record_property: Callable[..., None]
 ) -> None:
-    rows = list(half(name, which))
-    refused = rate(rows, lambda verdict: not verdict.safe)
-    flagged = refused if counts is None else rate(rows, lambda v: bool(v.kinds & counts))
+    refused = rate(list(half(name, which)), lambda verdict: not verdict.safe)
     record_property(f"{name}_refused", refused)
-    assert flagged <= limit, f"{name}: {flagged:.3%} > {limit:.1%}"
+    assert refused <= limit, f"{name}: {refused:.3%} > {limit:.1%}"
 
 
 def test_cmdi_when_inspected_then_most_caught(record_property: Callable[..., None]) -> None:

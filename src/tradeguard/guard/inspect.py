@@ -3,7 +3,9 @@
 :func:`validate_input` decodes a value the way a web stack would (see
 :mod:`tradeguard.guard.normalize`) and asks four detectors whether what is left would
 change the meaning of a SQL query, an HTML page, a file path or a shell command; it also
-refuses control characters. It never raises on a ``str``, fails closed on anything else,
+refuses control characters that can do harm (NUL, terminal escape sequences, a backspace or
+DEL that erases what came before it: :mod:`tradeguard.guard.controls`), not their mere
+presence. It never raises on a ``str``, fails closed on anything else,
 and says why in :class:`Threat` records: a kind, a stable rule name and a sentence.
 
 This is defence in depth. It catches the common and the encoded payloads and it will still
@@ -26,7 +28,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
-from tradeguard.guard import cmdi, sqli, traversal, xss
+from tradeguard.guard import cmdi, controls, sqli, traversal, xss
+from tradeguard.guard.controls import harmful_control
 from tradeguard.guard.normalize import TOO_COMPLEX, decode
 from tradeguard.guard.prefilter import alnum, inert_marks
 
@@ -105,7 +108,6 @@ _SQL_WORDS: Final = frozenset(
 )
 """Words a SQL rule can start from without any SQL punctuation (see :func:`_sql_possible`)."""
 _BOOL_WORDS: Final = frozenset({"or", "and", "xor"})
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CONTROL_KEEP_TAB_LF: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]++")
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 _LOGIC_WORDS: Final = _BOOL_WORDS | {"if"}
@@ -116,18 +118,14 @@ _CMDI_HINT: Final = re.compile(r"[;|&`\n\r(/\\$]|<!--")
 
 
 def _control_threat(raw: str, decoded: str) -> Threat | None:
-    if _CONTROL.search(raw):
-        return Threat(
-            CONTROL_CHARACTERS,
-            "control_character",
-            "a control character (NUL, C0 or C1; tab, LF and CR are allowed)",
-        )
-    if _CONTROL.search(decoded):
-        return Threat(
-            CONTROL_CHARACTERS,
-            "encoded_control_character",
-            "a control character hidden behind an encoding (e.g. %00)",
-        )
+    """A control character that can do harm (see :mod:`tradeguard.guard.controls`)."""
+    rule = harmful_control(raw)
+    if rule is not None:
+        return Threat(CONTROL_CHARACTERS, rule, controls.RULES[rule])
+    if decoded is not raw:
+        rule = harmful_control(decoded)
+        if rule is not None:
+            return Threat(CONTROL_CHARACTERS, rule, controls.RULES[rule] + ", behind an encoding")
     return None
 
 
