@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
@@ -70,36 +70,66 @@ def redact(value: Any) -> Any:
 def _redacted_details(details: Mapping[str, Any]) -> Mapping[str, Any]:
     """A read-only redacted copy of event details.
 
-    Fast path: a flat mapping of known-harmless keys to scalars is copied as it is;
+    Fast path: a flat mapping of known-harmless keys to scalars (or lists of scalars) is
+    copied as it is;
     anything else (a sensitive or unseen key, a nested value) goes through :func:`redact`.
     """
     copied = dict(details)
     known = _sensitive_cache.get
     scalars = _SCALARS
     for key, item in copied.items():
-        if known(key) is not False or type(item) not in scalars:
+        if known(key) is not False:
             return MappingProxyType(redact(details))
+        kind = type(item)
+        if kind not in scalars:
+            # a list of scalars (an order's violation codes) is copied, not walked
+            if kind is not list or not all(type(x) in scalars for x in item):
+                return MappingProxyType(redact(details))
+            copied[key] = list(item)
     return MappingProxyType(copied)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SecurityEvent:
     """One security decision: what happened, to whom, by whom, and how it ended."""
 
     type: str
-    actor: str | None = None
-    subject: str | None = None
-    ip: str | None = None
-    outcome: str | None = None
-    severity: Severity = "info"
-    details: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    time: datetime | None = None
+    actor: str | None
+    subject: str | None
+    ip: str | None
+    outcome: str | None
+    severity: Severity
+    details: Mapping[str, Any]
+    time: datetime | None
 
-    def __post_init__(self) -> None:
-        if not self.type or not isinstance(self.type, str):
+    # Written out rather than generated: a frozen dataclass's __init__ sets each field
+    # through object.__setattr__, and an event is built for every order check.
+    def __init__(
+        self,
+        type: str,
+        actor: str | None = None,
+        subject: str | None = None,
+        ip: str | None = None,
+        outcome: str | None = None,
+        severity: Severity = "info",
+        details: Mapping[str, Any] | None = None,
+        time: datetime | None = None,
+    ) -> None:
+        if not type or not isinstance(type, str):
             raise ValueError("a SecurityEvent needs a dotted type such as 'secret.read'")
-        if self.severity not in ("info", "warning", "critical"):
-            raise ValueError(f"unknown severity {self.severity!r}")
+        if severity not in _SEVERITIES:
+            raise ValueError(f"unknown severity {severity!r}")
+        _set_type(self, type)
+        _set_actor(self, actor)
+        _set_subject(self, subject)
+        _set_ip(self, ip)
+        _set_outcome(self, outcome)
+        _set_severity(self, severity)
+        _set_details(self, _EMPTY if details is None else details)
+        _set_time(self, time)
+
+
+_SEVERITIES = frozenset(("info", "warning", "critical"))
 
 
 # The slots' own setters: a stamped copy is built without __init__ (and its validation,

@@ -214,6 +214,10 @@ def free_port() -> int:
 
 def with_body_timeout(app: FastAPI, seconds: float) -> FastAPI:
     """Set the guard's body timeout (before the app's middleware stack is first built)."""
+    options = getattr(app, "guard_options", None)  # the service's GuardedAPI
+    if options is not None:
+        options["body_timeout"] = seconds
+        return app
     for entry in app.user_middleware:
         if entry.cls is GuardMiddleware:
             entry.kwargs["body_timeout"] = seconds

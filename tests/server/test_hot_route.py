@@ -42,6 +42,30 @@ def _bodies(tag: str) -> list[Any]:
         {"order": "not a mapping", "account": ACCOUNT},
         {"account": {"account_value": ["no"], "positions": {"k": [1]}}},
         [1, 2, 3],
+        # shapes the hot route's plain-document shortcut must hand to the model, or take
+        # exactly as the model would: floats, booleans, nulls, timed quotes, ints, extras
+        {"order": {**order, "quantity": "1", "client_order_id": f"{tag}-f"},
+         "account": {"account_value": 100000.5, "prices": {"BTC-USD": "100"}}},
+        {"order": {**order, "quantity": "1", "client_order_id": f"{tag}-b"},
+         "account": {"account_value": True, "prices": {"BTC-USD": "100"}}},
+        {"order": {**order, "quantity": "1", "client_order_id": f"{tag}-n"},
+         "account": {"account_value": "100000", "cash": None, "prices": {"BTC-USD": "100"}}},
+        {"order": {**order, "quantity": "1", "limit_price": "100", "client_order_id": f"{tag}-t"},
+         "account": {"account_value": "100000",
+                     "prices": {"BTC-USD": {"price": "100", "time": "2020-01-01T00:00:00Z"}}}},
+        {"order": {**order, "quantity": "1", "limit_price": "100", "client_order_id": f"{tag}-i"},
+         "account": {"account_value": 100000, "cash": 5, "positions": {"BTC-USD": -3},
+                     "prices": {"BTC-USD": 100}, "open_orders": 2, "extra": [1]}},
+        {"order": {**order, "quantity": "1", "client_order_id": f"{tag}-o"},
+         "account": {"account_value": "100000", "open_orders": -1}},
+        {"order": {**order, "quantity": "1", "client_order_id": f"{tag}-p"},
+         "account": {"account_value": "100000", "positions": {"BTC-USD": 1.5}}},
+        {"order": {**order, "quantity": "1", "client_order_id": f"{tag}-q"},
+         "account": {"account_value": "100000", "prices": ["BTC-USD"]}},
+        {"order": {**order, "quantity": "1", "client_order_id": f"{tag}-v"},
+         "account": {"prices": {"BTC-USD": "100"}}},
+        {"order": {**order, "quantity": "1", "client_order_id": f"{tag}-s"},
+         "account": {"account_value": "-5", "prices": {"BTC-USD": "abc"}}},
     ]  # fmt: skip
 
 
@@ -63,6 +87,7 @@ def test_hot_route_when_any_body_then_same_answer_as_the_fastapi_route(
     trader = as_role("TRADER")
     viewer = as_role("VIEWER")
     service = api.client.app.state.service  # type: ignore[attr-defined]
+    service.validator.configure_rate_limit("order_submissions", "1000/minute")  # both routes
     with TestClient(_router_only(service), client=LOOPBACK) as plain:
         for index, body in enumerate(_bodies("a")):
             hot = api.client.post("/v1/orders/check", headers=trader, json=body)

@@ -28,6 +28,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Final
 
 from tradeguard.alerts.rules import MAX_KEY_LENGTH, AlertRule
@@ -38,6 +39,7 @@ from tradeguard.events import SecurityEvent
 
 SAMPLE_SIZE: Final = 5
 _log = logging.getLogger(__name__)
+_MAX_TYPES: Final = 4096  # event types whose matching rules are remembered
 
 
 @dataclass(slots=True)
@@ -69,6 +71,7 @@ class AlertEngine:
         max_keys_per_rule: int = 10_000,
     ) -> None:
         self._rules = tuple(rules)
+        self._by_type: dict[str, tuple[AlertRule, ...]] = {}
         self._sinks = tuple(sinks)
         if not self._rules:
             raise AlertConfigError("AlertEngine needs at least one rule; try DEFAULT_RULES")
@@ -142,9 +145,16 @@ class AlertEngine:
         when = event.time or self._clock.now()
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
+        candidates = self._by_type.get(event.type)
+        if candidates is None:  # which rules' type patterns match: event types are few
+            candidates = tuple(r for r in self._rules if fnmatchcase(event.type, r.event_type))
+            if len(self._by_type) < _MAX_TYPES:
+                self._by_type[event.type] = candidates
         fired: list[Alert] = []
+        if not candidates:
+            return ()
         with self._lock:
-            for rule in self._rules:
+            for rule in candidates:
                 if rule.matches(event):
                     alert = self._count(rule, event, when)
                     if alert is not None:

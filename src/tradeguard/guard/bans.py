@@ -34,6 +34,7 @@ from tradeguard.guard.client_ip import in_networks, parse_ip, parse_networks
 from tradeguard.guard.ratelimit.gcra import now_us
 
 _US = 1_000_000
+_KEY_CACHE = 4096  # addresses whose ban key is remembered
 
 
 def ban_key(ip: str) -> str:
@@ -219,6 +220,7 @@ class BanList:
             round(forget_after * _US),
         )
         self._allow = parse_networks(allow, "the ban allow-list")
+        self._keys: dict[str, str | None] = {}
         self._store: BanStore = store if store is not None else MemoryBanStore()
         self._clock = clock
         self._bus = bus
@@ -227,11 +229,16 @@ class BanList:
         return f"BanList(store={self._store!r}, policy={self.policy})"
 
     def _key(self, ip: str) -> str | None:
-        """The ban key, or None for an allow-listed address."""
+        """The ban key, or None for an allow-listed address (remembered per address text)."""
+        keys = self._keys
+        if ip in keys:
+            return keys[ip]
         address = parse_ip(ip)
-        if in_networks(address, self._allow):
-            return None
-        return ban_key(str(address))
+        key = None if in_networks(address, self._allow) else ban_key(str(address))
+        if len(keys) >= _KEY_CACHE:
+            keys.clear()
+        keys[ip] = key
+        return key
 
     def record_violation(self, ip: str, kind: str) -> BanDecision | None:
         """Count one violation of ``kind``; the ban it started, if it started one."""

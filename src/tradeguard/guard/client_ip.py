@@ -38,6 +38,25 @@ def parse_ip(text: str) -> IPAddress:
     """The address in ``text`` (IPv4-mapped IPv6 as IPv4, zone dropped); ValueError if none."""
     if not isinstance(text, str) or len(text) > _MAX_TEXT:
         raise ValueError(f"invalid IP address {str(text)[:_MAX_TEXT]!r}")
+    return _parse_text(text)
+
+
+def canonical_ip(text: str) -> str:
+    """``parse_ip(text)`` as its canonical string."""
+    if not isinstance(text, str) or len(text) > _MAX_TEXT:
+        raise ValueError(f"invalid IP address {str(text)[:_MAX_TEXT]!r}")
+    return _canonical(text)
+
+
+# Peers repeat request after request, and parsing costs more than the rest of a ban check;
+# failures are not cached (lru_cache does not keep exceptions).
+@lru_cache(maxsize=4096)
+def _canonical(text: str) -> str:
+    return str(_parse_text(text))
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> IPAddress:
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -97,9 +116,9 @@ class ClientIPResolver:
 
     def resolve(self, peer: str, forwarded_for: str | None) -> str:
         """The client address as a canonical string; ValueError if the peer is not an IP."""
-        address = parse_ip(peer)
         if not forwarded_for or not forwarded_for.strip():
-            return str(address)
+            return canonical_ip(peer)
+        address = parse_ip(peer)
         if not in_networks(address, self._trusted):
             return str(address)
         last_trusted = address

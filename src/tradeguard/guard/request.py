@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from tradeguard.errors import ConfigurationError
 from tradeguard.guard.inspect import Threat, validate_input
 from tradeguard.guard.traversal import is_path_field
 
 MIB = 1024 * 1024
+MAX_JSON_DEPTH = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +36,23 @@ class RequestLimits:
     max_query_fields: int = 256
     max_field_chars: int = 64 * 1024
     content_types: tuple[str, ...] = ("application/json", "application/x-www-form-urlencoded")
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_body_bytes",
+            "max_url_chars",
+            "max_headers",
+            "max_header_bytes",
+            "max_json_depth",
+            "max_json_keys",
+            "max_query_fields",
+            "max_field_chars",
+        ):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(f"RequestLimits.{name} must be a positive int")
+        if self.max_json_depth > MAX_JSON_DEPTH:  # the walk over parsed JSON recurses
+            raise ConfigurationError(f"RequestLimits.max_json_depth is at most {MAX_JSON_DEPTH}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,32 +102,45 @@ def read_limited(chunks: Iterable[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
+class _TooDeep(Exception):
+    """Containers nest deeper than the limit (internal)."""
+
+
 def _leaves(value: Any, max_depth: int) -> list[tuple[str, str]] | None:
     """(field path, text) for every string key and leaf of parsed JSON, in document order;
-    None when containers nest deeper than ``max_depth``. Iterative: no recursion limit."""
+    None when containers nest deeper than ``max_depth``. Recursion stops at that depth, so
+    it stays far inside the interpreter's limit (``max_depth`` is at most a few hundred)."""
     found: list[tuple[str, str]] = []
-    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
-    pop, push, add = stack.pop, stack.append, found.append
-    while stack:
-        item, where, depth = pop()
-        kind = type(item)
-        if kind is str:
-            add((where, item))
-        elif kind is dict:
-            if depth > max_depth:
-                return None
-            children = []
+    add = found.append
+
+    def walk(item: Any, where: str, depth: int) -> None:
+        if depth > max_depth:
+            raise _TooDeep
+        if type(item) is dict:
             for key, child in item.items():
                 name = f"{where}.{key}" if where else key
-                children.append((f"{name} (key)", key, child, name))
-            for key_where, key, child, name in reversed(children):
-                push((child, name, depth + 1))
-                push((key, key_where, 0))
-        elif kind is list:
-            if depth > max_depth:
-                return None
-            for index in range(len(item) - 1, -1, -1):
-                push((item[index], f"{where}[{index}]", depth + 1))
+                add((f"{name} (key)", key))
+                kind = type(child)
+                if kind is str:
+                    add((name, child))
+                elif kind is dict or kind is list:
+                    walk(child, name, depth + 1)
+        else:
+            for index, child in enumerate(item):
+                kind = type(child)
+                if kind is str:
+                    add((f"{where}[{index}]", child))
+                elif kind is dict or kind is list:
+                    walk(child, f"{where}[{index}]", depth + 1)
+
+    kind = type(value)
+    if kind is str:
+        add(("", value))
+    elif kind is dict or kind is list:
+        try:
+            walk(value, "", 1)
+        except _TooDeep:
+            return None
     return found
 
 
@@ -120,11 +152,9 @@ def _parse_json(body: bytes, limits: RequestLimits) -> tuple[Any, RequestVerdict
         keys += len(pairs)
         if keys > limits.max_json_keys:
             raise OverflowError
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise KeyError(key)
-            result[key] = value
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            raise KeyError("a repeated key")
         return result
 
     try:
@@ -230,7 +260,7 @@ def inspect_request(
     try:
         pairs = parse_qsl(
             query, keep_blank_values=True, max_num_fields=limits.max_query_fields, errors="strict"
-        )
+        ) if query else []  # fmt: skip
     except (ValueError, UnicodeDecodeError):
         return RequestVerdict.refuse("MALFORMED_QUERY", 400, "query")
     for name, value in pairs:
@@ -256,6 +286,9 @@ def inspect_request(
                     if len(text) > limits.max_field_chars:
                         return RequestVerdict.refuse("FIELD_TOO_LONG", 400, where)
                     continue
+                if memo is not None and len(text) <= MEMO_MAX_CHARS and where:
+                    if (is_path_field(where), text) in memo:  # _inspect's memo, inline
+                        continue
                 refused = _inspect(where or "body", text, limits, memo)
                 if refused is not None:
                     return refused

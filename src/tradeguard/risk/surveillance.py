@@ -32,6 +32,7 @@ PATTERNS: Final = ("burst", "cancel_ratio", "wash", "layering", "unusual_hours")
 ACTOR: Final = "surveillance"
 _ANY: Final = ""  # the book's entry for all accounts (no account is empty)
 _OTHER: Final = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+_SIDES: Final = {"buy": Side.BUY, "sell": Side.SELL}
 _log = logging.getLogger(__name__)
 _Finding = tuple[str, str, str | None, dict[str, object]]  # pattern, account, dedup symbol, ...
 _TABLES: Final = ("accounts", "open", "book", "layers", "quiet")
@@ -110,6 +111,7 @@ class _Account:
     slot_count: int = 0
     baseline: float = 0.0
     hours: dict[int, int] = field(default_factory=dict)
+    hours_total: int = 0  # sum(hours.values())
 
 
 class Surveillance:
@@ -141,7 +143,9 @@ class Surveillance:
     ) -> Alerts:  # fmt: skip
         """An approved order (``price``: its limit; ``reference_price``: the market's); returns
         the alerts raised. :class:`ValueError` if malformed."""
-        side, symbol = Side(str(side).lower()), normalize_symbol(symbol)
+        known = _SIDES.get(side) if type(side) is str else None
+        side = known if known is not None else Side(str(side).lower())
+        symbol = normalize_symbol(symbol)
         for name, text in (("account", account), ("client_order_id", client_order_id or "-")):
             if not isinstance(text, str) or not 0 < len(text) <= ID_MAX:
                 raise ValueError(f"{name} must be a string of 1 to {ID_MAX} characters")
@@ -231,18 +235,27 @@ class Surveillance:
         count = self._trim(acct.orders, now - w)
         if count < c.burst_min_orders or count <= c.burst_factor * acct.baseline:
             return None
+        if self._quieted("burst", order.account, None, now):
+            return None
         return "burst", order.account, None, {"symbol": order.symbol, "orders": count,
             "min_orders": c.burst_min_orders, "factor": c.burst_factor,
             "baseline": round(acct.baseline, 3), "window_seconds": w}  # fmt: skip
 
     def _wash(self, order: _Order, now: float) -> _Finding | None:
-        c, level = self.config, (order.symbol, order.price, _OTHER[order.side])
-        entries = [self._book.get((*level, account)) for account in (order.account, _ANY)]
-        live = [e is not None and (e[0] > 0 or e[1] >= now - c.wash_window) for e in entries]
-        if order.price is None or not (live[0] or (c.wash_any_account and live[1])):
+        if order.price is None:
+            return None
+        c, book, other = self.config, self._book, _OTHER[order.side]
+        since = now - c.wash_window
+        own = book.get((order.symbol, order.price, other, order.account))
+        live = own is not None and (own[0] > 0 or own[1] >= since)
+        if not live and c.wash_any_account:
+            anyone = book.get((order.symbol, order.price, other, _ANY))
+            if anyone is None or not (anyone[0] > 0 or anyone[1] >= since):
+                return None
+        elif not live:
             return None
         return "wash", order.account, order.symbol, {"symbol": order.symbol,
-            "side": order.side.value, "price": str(order.price), "cross_account": not live[0],
+            "side": order.side.value, "price": str(order.price), "cross_account": not live,
             "window_seconds": c.wash_window}  # fmt: skip
 
     def _layering(self, order: _Order, now: float) -> _Finding | None:
@@ -256,8 +269,9 @@ class Surveillance:
             "window_seconds": c.layering_window}  # fmt: skip
 
     def _hours(self, acct: _Account, order: _Order, hour: int) -> _Finding | None:
-        c, prior, learned = self.config, acct.hours.get(hour, 0), sum(acct.hours.values())
+        c, prior, learned = self.config, acct.hours.get(hour, 0), acct.hours_total
         acct.hours[hour] = prior + 1
+        acct.hours_total = learned + 1
         if learned < c.hours_learning_orders or prior >= c.hours_min_prior:
             return None
         return "unusual_hours", order.account, None, {"symbol": order.symbol,
@@ -302,8 +316,20 @@ class Surveillance:
             entry = self._lru(self._book, key, lambda: [0, now], self.config.max_orders)
             entry[0], entry[1] = max(0, entry[0] + change), now
 
+    def _quieted(self, pattern: str, account: str, symbol: str | None, now: float) -> bool:
+        """A finding that :meth:`_admit` would drop (action off, or within its cooldown),
+        counted as ``_admit`` counts it: checked before its details are built."""
+        if self.config.action(pattern) == "off":
+            return True
+        if now < self._quiet.get((pattern, account, symbol), now):
+            self.suppressed += 1
+            return True
+        return False
+
     def _admit(self, found: list[_Finding | None], now: float) -> list[_Finding]:
-        admitted = []
+        admitted: list[_Finding] = []
+        if not any(found):
+            return admitted
         for finding in found:
             if finding is None or self.config.action(finding[0]) == "off":
                 continue

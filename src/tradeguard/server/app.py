@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from tradeguard import __version__
 from tradeguard.auth import Claims
@@ -48,6 +49,17 @@ def serve_app() -> FastAPI:
     return create_app()
 
 
+class GuardedAPI(FastAPI):
+    """FastAPI with :class:`GuardMiddleware` outside every layer of its own (the 500 handler,
+    body limit and telemetry included): a request the guard refuses, or the hot route it
+    answers itself, never enters them. The guard answers its own failures with a bare 500."""
+
+    guard_options: dict[str, object]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return GuardMiddleware(super().build_middleware_stack(), **self.guard_options)  # type: ignore[arg-type]
+
+
 def create_app(*, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The service over the facade's defaults (rebuilt from ``settings``/``clock`` if given)."""
     if settings is not None or clock is not None:
@@ -60,7 +72,7 @@ def create_app(*, settings: Settings | None = None, clock: Clock | None = None) 
         if svc.audit is not None:
             svc.audit.flush()
 
-    app = FastAPI(
+    app = GuardedAPI(
         title="tradeguard", version=__version__, lifespan=lifespan,
         openapi_url="/openapi.json", docs_url=None, redoc_url=None,
         description="The security layer a trading bot runs behind: auth, secrets, "
@@ -81,8 +93,8 @@ def create_app(*, settings: Settings | None = None, clock: Clock | None = None) 
     # the order check first: the router tries routes in order, and it is the hot one
     for module in (routes_risk, routes_auth, routes_admin, routes_ops):
         app.include_router(module.router)
-    app.add_middleware(
-        GuardMiddleware, screen=Screen(svc.validator, svc.auth), inline=svc.inline,
-        hot_routes={("POST", "/v1/orders/check"): routes_risk.check_order_fast},
-    )  # fmt: skip
+    app.guard_options = {
+        "screen": Screen(svc.validator, svc.auth), "inline": svc.inline,
+        "hot_routes": {("POST", "/v1/orders/check"): routes_risk.check_order_fast},
+    }  # fmt: skip
     return app

@@ -98,7 +98,8 @@ def require(permission: Permission | str) -> Callable[[Request], Awaitable[Claim
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer ``ProblemError``, tradeguard errors and request validation as problem+json."""
+    """Answer ``ProblemError``, tradeguard errors, request validation and crashes (a bare
+    500, nothing of the exception) as problem+json."""
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
@@ -125,6 +126,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(exc.status_code, code, _http_detail(exc.status_code),
                        request_id=request_id(request), headers=dict(exc.headers or {}))  # fmt: skip
 
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware sends this, then re-raises for the log
+        return problem(500, "INTERNAL_ERROR", "the request failed",
+                       request_id=request_id(request))  # fmt: skip
+
+    app.add_exception_handler(Exception, on_crash)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(TradeguardError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)

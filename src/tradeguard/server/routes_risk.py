@@ -8,7 +8,9 @@ the kill switch) is plain ``def`` and runs in the thread pool.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -101,6 +103,47 @@ def _decision(decision: OrderDecision) -> Response:
     return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
 
 
+_AMOUNTS = frozenset({"account_value", "cash", "realized_pnl_today", "unrealized_pnl"})
+_COLLECTIONS = frozenset({"positions", "prices"})
+
+
+def _plain_check(document: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(order, account)`` when ``document`` is an :class:`OrderCheck` that pydantic would
+    take unchanged (amounts as strings or ints, prices without times, no ``None``); else
+    None, and the model validates it (and words any error)."""
+    if type(document) is not dict:
+        return None
+    order, account = document.get("order"), document.get("account")
+    if type(order) is not dict or type(account) is not dict or "account_value" not in account:
+        return None
+    for key, value in account.items():
+        if key in _AMOUNTS:
+            if type(value) is not str and type(value) is not int:
+                return None
+        elif key in _COLLECTIONS:
+            if type(value) is not dict or len(value) > 10_000:
+                return None
+            for item in value.values():
+                if type(item) is not str and type(item) is not int:
+                    return None
+        elif key == "open_orders" and (type(value) is not int or value < 0):
+            return None
+    return order, account
+
+
+def _plain_account(account: dict[str, Any], now: datetime) -> AccountState:
+    """:func:`_account` for a document :func:`_plain_check` passed."""
+    prices = account.get("prices")
+    return AccountState(
+        account_value=account["account_value"], cash=account.get("cash"),
+        positions=account.get("positions") or {},
+        prices={symbol: Quote(price, now) for symbol, price in prices.items()} if prices else {},
+        realized_pnl_today=account.get("realized_pnl_today", 0),
+        unrealized_pnl=account.get("unrealized_pnl", 0),
+        open_orders=account.get("open_orders", 0),
+    )  # fmt: skip
+
+
 def _account(body: AccountIn, now: datetime) -> AccountState:
     quotes: dict[str, Quote | tuple[object, datetime]] = {}
     for symbol, quote in body.prices.items():
@@ -120,7 +163,8 @@ async def check_order(body: OrderCheck, request: Request) -> Response:
     """Every pre-trade check; the decision lists every violation with its stable code
     (``orders:submit``). The service answers this route through :func:`check_order_fast`;
     this FastAPI route documents it and serves apps that mount the router alone."""
-    return await decide(body, await _may_submit(request), await service(request))
+    return await decide(body.order, partial(_account, body.account), await _may_submit(request),
+                        await service(request))  # fmt: skip
 
 
 async def check_order_fast(request: Request, document: Any) -> Response:
@@ -129,13 +173,19 @@ async def check_order_fast(request: Request, document: Any) -> Response:
     already parsed and inspected."""
     try:
         claims = await _may_submit(request)
+        plain = _plain_check(document)
+        if plain is not None:
+            order, account = plain
+            return await decide(order, partial(_plain_account, account), claims,
+                                await service(request))  # fmt: skip
         try:
             body = OrderCheck.model_validate(document)
         except ValidationError as exc:
             # located as FastAPI locates body errors
             errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
             return invalid_request(request, errors)
-        return await decide(body, claims, await service(request))
+        return await decide(body.order, partial(_account, body.account), claims,
+                            await service(request))  # fmt: skip
     except ProblemError as exc:
         return problem(exc.status, exc.code, exc.detail, request_id=request_id(request),
                        headers=exc.headers)  # fmt: skip
@@ -143,8 +193,16 @@ async def check_order_fast(request: Request, document: Any) -> Response:
         return problem_for(exc, request_id=request_id(request))
 
 
-async def decide(body: OrderCheck, claims: Claims, svc: Service) -> Response:
-    """Rate limit, then every risk check; a decision for any order content."""
+async def decide(
+    order: dict[str, Any],
+    account_at: Callable[[datetime], AccountState],
+    claims: Claims,
+    svc: Service,
+) -> Response:
+    """Rate limit, then every risk check; a decision for any order content.
+
+    ``account_at(now)`` builds the account state (its quotes stamped ``now`` when untimed).
+    """
     engine, unreadable = await svc.run(svc.current_risk)
     limited = svc.validator.rate_limit(f"user:{claims.subject}", "order_submissions")
     if not limited.allowed:
@@ -152,16 +210,16 @@ async def decide(body: OrderCheck, claims: Claims, svc: Service) -> Response:
                            retry_after(limited.retry_after))  # fmt: skip
     if unreadable is not None:
         refusal = Violation(Code.RISK_STATE_UNAVAILABLE, unreadable, {"check": "TRADING_STATE"})
-        return _decision(engine.refuse(body.order, (refusal,)))
+        return _decision(engine.refuse(order, (refusal,)))
     now = engine.clock.now()
     try:
-        account = _account(body.account, now)
+        account = account_at(now)
     except (InvalidAccountState, RiskError, ValueError, TypeError, ArithmeticError) as exc:
         why = str(exc) if isinstance(exc, InvalidAccountState) else type(exc).__name__
         refusal = Violation(Code.RISK_STATE_UNAVAILABLE, f"the account state is unusable: {why}",
                             {"check": "ACCOUNT", "reason": why})  # fmt: skip
-        return _decision(engine.refuse(body.order, (refusal,)))
-    return _decision(engine.check(body.order, account, now=now))
+        return _decision(engine.refuse(order, (refusal,)))
+    return _decision(engine.check(order, account, now=now))
 
 
 @router.post("/v1/orders/{client_order_id}/fill", status_code=204)
