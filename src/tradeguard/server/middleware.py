@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradeguard.logs import get_logger
+from tradeguard.server.deadlines import BodyDeadlines
 from tradeguard.server.problems import problem_body
 from tradeguard.server.screen import Identity, Refusal, Screen
 
@@ -105,6 +106,7 @@ class GuardMiddleware:
         self.inline = inline
         self.body_timeout = body_timeout
         self.hot_routes = dict(hot_routes or {})
+        self._deadlines: BodyDeadlines | None = None
 
     @property
     def screen(self) -> Screen:
@@ -171,27 +173,35 @@ class GuardMiddleware:
         await self.app(scope, _replay(body, receive), send)
 
     async def _read_body(self, receive: Receive, limit: int) -> bytes | Refusal:
-        chunks: list[bytes] = []
-        size = 0
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.timeout != self.body_timeout:
+            deadlines = self._deadlines = BodyDeadlines(self.body_timeout)
+        task = deadlines.start()
         try:
-            async with asyncio.timeout(self.body_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return Refusal(400, "CLIENT_DISCONNECTED", "the client went away")
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        return Refusal(
-                            413,
-                            "BODY_TOO_LARGE",
-                            "the request body is larger than the service accepts",
-                        )
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        return b"".join(chunks)
-        except TimeoutError:
-            return Refusal(408, "REQUEST_TIMEOUT", "the request body arrived too slowly")
+            return await _receive_body(receive, limit)
+        except asyncio.CancelledError:
+            if deadlines.finish(task):
+                return Refusal(408, "REQUEST_TIMEOUT", "the request body arrived too slowly")
+            raise
+        finally:
+            deadlines.finish(task)
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes | Refusal:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return Refusal(400, "CLIENT_DISCONNECTED", "the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return Refusal(413, "BODY_TOO_LARGE",
+                           "the request body is larger than the service accepts")  # fmt: skip
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
