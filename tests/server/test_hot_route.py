@@ -100,3 +100,23 @@ def test_hot_route_when_any_body_then_same_answer_as_the_fastapi_route(
             assert hot.status_code in (401, 403)
             assert _comparable(hot) == _comparable(routed)
             assert hot.headers.get("www-authenticate") == routed.headers.get("www-authenticate")
+
+
+def test_an_approved_decision_is_encoded_as_the_documented_model_says() -> None:
+    from tradeguard.risk import OrderDecision
+    from tradeguard.risk.violations import Code, Violation
+
+    for cid in ("abc-1", 'q"uote\\back', "\u2028line\u00e9", ""):
+        approved = routes_risk._decision(OrderDecision(True, client_order_id=cid))
+        expected = {"approved": True, "client_order_id": cid, "violations": []}
+        assert routes_risk.DecisionOut.model_validate_json(approved.body).model_dump() == expected
+        assert approved.headers["content-type"] == "application/json"
+        assert int(approved.headers["content-length"]) == len(approved.body)
+    refused = routes_risk._decision(OrderDecision(
+        False, (Violation(Code.KILL_SWITCH, "halted", {"state": "HALTED"}),), client_order_id="x"
+    ))  # fmt: skip
+    document = routes_risk.DecisionOut.model_validate_json(refused.body).model_dump()
+    assert document["approved"] is False
+    assert document["violations"] == [
+        {"code": "KILL_SWITCH", "message": "halted", "detail": {"state": "HALTED"}}
+    ]

@@ -91,9 +91,25 @@ class TradingStatusOut(BaseModel):
     changed_at: str | None
 
 
+class _JSON(Response):
+    """A JSON body already encoded (Starlette's constructor re-derives what is fixed here)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", str(len(body)).encode()),
+                            (b"content-type", b"application/json")]  # fmt: skip
+
+
 def _decision(decision: OrderDecision) -> Response:
     """The decision as JSON (built directly: the hot path skips re-validating our own model;
     ``DecisionOut`` documents the shape)."""
+    if decision.approved and not decision.violations:
+        cid = json.dumps(decision.client_order_id).encode()
+        return _JSON(b'{"approved":true,"client_order_id":%s,"violations":[]}' % cid)
     document = {
         "approved": decision.approved, "client_order_id": decision.client_order_id,
         "violations": [{"code": str(v.code), "message": v.message,
