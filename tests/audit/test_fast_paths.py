@@ -48,15 +48,22 @@ def reference_default(value: object) -> object:
     return str(value)
 
 
+def as_text(value: object) -> str | None:
+    """A head field as stored: text or None; anything else as its repr."""
+    return value if value is None or isinstance(value, str) else repr(value)
+
+
 def reference_row(seq: int, event: SecurityEvent, prev: str) -> Row:
-    """The record as the original implementation sealed it (json.dumps + hmac.new)."""
+    """The record as the original implementation sealed it (json.dumps + hmac.new), with
+    head fields that are not text stored and MACed as their repr."""
     details = (
         json.dumps(dict(event.details), ensure_ascii=False, separators=(",", ":"),
                    sort_keys=True, default=reference_default)
         if event.details else "{}"
     )  # fmt: skip
-    fields = [seq, reference_time(event.time or NOW), event.type, event.actor, event.subject,
-              event.ip, event.outcome, event.severity, details, prev]  # fmt: skip
+    fields = [seq, reference_time(event.time or NOW), event.type, as_text(event.actor),
+              as_text(event.subject), as_text(event.ip), as_text(event.outcome),
+              event.severity, details, prev]  # fmt: skip
     material = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
     return (*fields, hmac.new(KEY, material, "sha256").hexdigest())
 
@@ -85,6 +92,21 @@ def test_seal_rows_when_odd_events_then_byte_for_byte_the_reference() -> None:
         assert row == reference_row(seq, event, prev)
         assert mac_of_row(KEY, row[:10]) == row[10]
         prev = row[10]
+
+
+def test_append_when_head_fields_not_text_then_stored_as_text_and_chain_verifies(
+    store: SqlAuditStore,
+) -> None:
+    odd = [event for event in ODD_EVENTS if event.type in ("odd.head", "unhashable")]
+    rows = store.append_rows([*odd, SecurityEvent("after", actor="", subject="", ip="")])
+    with store.snapshot() as conn:
+        stored = list(store.iter_records(conn))
+    assert stored == [AuditRecord(*row) for row in rows]
+    assert [(r.actor, r.subject, r.ip) for r in stored] == [
+        ("7", "True", "1.5"), ("7", "True", "1.5"), ("['a', 'b']", None, None), ("", "", ""),
+    ]  # "" stays "" (only None is NULL)
+    result = store.verify()
+    assert result.ok and result.checked == 4
 
 
 def test_seal_rows_when_no_time_then_clock_read_once_per_batch() -> None:

@@ -228,22 +228,35 @@ def record_is_authentic(key: MacKey, record: AuditRecord, *, as_seq: int | None 
 
 
 Head = tuple[Any, Any, Any, Any, Any, Any]  # type, actor, subject, ip, outcome, severity
-_heads: dict[Head, str] = {}
+# A head as stored (text or None in every field) -> its text inside the MAC material, and
+# the head as the SQLite store binds it (None as 0, which the statement turns into NULL:
+# sqlite3 binds an int far faster than None).
+HeadCache = dict[Head, tuple[str, Head]]
+_heads: HeadCache = {}
+_HEAD_CACHE_LIMIT = 4096
 
 
-def _encoded_head(head: Head) -> str:
-    """``type..severity`` as they appear inside the MAC material (cached when plain text)."""
-    try:
-        text = _heads.get(head)
-    except TypeError:  # an unhashable field: encode it every time
-        text = None
-    if text is None:
-        text = _material(head)[1:-1]
-        if all(value is None or type(value) is str for value in head):
-            if len(_heads) > 4096:
-                _heads.clear()
-            _heads[head] = text
-    return text
+def _encoded_head(head: Head) -> tuple[Head, str, Head]:
+    """``head`` as stored, its text inside the MAC material, and its bound form.
+
+    A field that is neither text nor None (an int actor, a list) is stored, and MACed, as
+    its text (:func:`_clean`): stored and MACed alike, so the record verifies.
+    """
+    if not all(value is None or type(value) is str for value in head):
+        head = tuple(_clean(value) for value in head)  # type: ignore[assignment]
+        entry = _heads.get(head)
+        if entry is not None:
+            return head, *entry
+    if len(_heads) >= _HEAD_CACHE_LIMIT:
+        _heads.clear()
+    type_, actor, subject, ip, outcome, severity = head
+    text = _material(head)[1:-1]
+    bound: Head = (  # "" stays "": only None becomes the 0 that the statement turns to NULL
+        type_, 0 if actor is None else actor, 0 if subject is None else subject,
+        0 if ip is None else ip, 0 if outcome is None else outcome, severity,
+    )  # fmt: skip
+    _heads[head] = (text, bound)
+    return head, text, bound
 
 
 def _clean(value: object) -> str | None:
@@ -274,17 +287,23 @@ def seal_rows(
     prev_hash: str,
     events: Iterable[SecurityEvent],
     now: Callable[[], datetime],
+    *,
+    params: list[Any] | None = None,
 ) -> list[Row]:
     """The rows for ``events`` at ``seq + 1``, ``seq + 2``, … chained after ``prev_hash``.
 
     Each row is ``(seq, time, type, actor, subject, ip, outcome, severity, details,
     prev_hash, hash)``; the MAC material is built once per record, byte for byte what
     :func:`mac_of_row` would encode. ``now`` stamps events without a time (once per call).
+    With ``params``, each row's values are also appended to it, flat, with 0 for None in
+    ``actor, subject, ip, outcome`` (see :data:`HeadCache`).
     """
     rows: list[Row] = []
     add = rows.append
+    extend = params.extend if params is not None else None
+    lookup = _heads.get
     inner_copy, outer_copy = mac._inner.copy, mac._outer.copy
-    quote, details_json, heads, proxy = _quote, _details_json, _heads, MappingProxyType
+    quote, details_json, proxy = _quote, _details_json, MappingProxyType
     quoted_prev = quote(prev_hash)
     default_time: str | None = None
     for original in events:
@@ -312,9 +331,13 @@ def seal_rows(
                 head = (event.type, event.actor, event.subject, event.ip, event.outcome,
                         event.severity)  # fmt: skip
                 try:
-                    encoded = heads.get(head) or _encoded_head(head)
-                except TypeError:
-                    encoded = _encoded_head(head)
+                    entry = lookup(head)
+                except TypeError:  # an unhashable field
+                    entry = None
+                if entry is None:
+                    head, encoded, bound = _encoded_head(head)
+                else:
+                    encoded, bound = entry
                 material = f'[{seq},"{stamp}",{encoded},{quote(text)},{quoted_prev}]'.encode()
                 break
             except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
@@ -328,6 +351,8 @@ def seal_rows(
         outer.update(inner.digest())
         digest = outer.hexdigest()
         add((seq, stamp, *head, text, prev_hash, digest))
+        if extend is not None:
+            extend((seq, stamp, *bound, text, prev_hash, digest))
         prev_hash = digest
         quoted_prev = f'"{digest}"'
     return rows

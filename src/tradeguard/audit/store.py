@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime
-from itertools import chain as flatten
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from tradeguard.audit import schema
 from tradeguard.audit.chain import (
@@ -44,20 +45,109 @@ _WRITE_HEAD = (
 )
 _FAST_SCAN = select(*_COLUMNS).where(_R.c.seq >= bindparam("start")).order_by(_R.c.seq)
 PAGE = 5000
-# SQLite binds at most 32,766 parameters per statement (999 before 3.32): 11 per row.
-_SQLITE_CHUNK = 2048 if sqlite3.sqlite_version_info >= (3, 32) else 64
+_NULLABLE = frozenset({"actor", "subject", "ip", "outcome"})
+_HEAD_SQL = f"SELECT seq, hash FROM {_H.name} WHERE id = 1"  # noqa: S608 - constants
+_HEAD_UPDATE_SQL = f"UPDATE {_H.name} SET seq = ?, hash = ?, mac = ? WHERE id = 1"  # noqa: S608
+_MAX_CHUNK = 4096  # rows per INSERT statement
+_CACHE_KIB = 16384  # page cache of the writer's connection (SQLite's default is 2 MiB)
 
 
-def _sqlite_inserts() -> dict[int, str]:
-    """Multi-row INSERTs of 1, 2, 4, … rows.
+def _sqlite_inserts(max_rows: int) -> dict[int, str]:
+    """Multi-row INSERTs of 1, 2, 4, … ``max_rows`` rows.
 
     One statement per chunk is one ``sqlite3_step`` with the GIL released, where
     ``executemany`` steps (and gives the GIL up and waits for it again) once per row.
+    ``actor, subject, ip, outcome`` are bound as 0 for NULL (``nullif(?, 0)``; stored
+    values are always text): sqlite3 binds None through its adaptation lookup, about
+    0.8 µs a value, against 0.05 µs for an int.
     """
-    one = f"({', '.join('?' * len(_NAMES))})"
+    one = "({})".format(", ".join("nullif(?, 0)" if n in _NULLABLE else "?" for n in _NAMES))
     head = f"INSERT INTO {_R.name} ({', '.join(_NAMES)}) VALUES "  # noqa: S608 - constants
-    sizes = [1 << bit for bit in range(_SQLITE_CHUNK.bit_length())]
+    sizes = [1 << bit for bit in range(max_rows.bit_length())]
     return {size: head + ", ".join([one] * size) for size in sizes}
+
+
+class _SqliteAppender:
+    """The append transaction on SQLite, on one connection the store keeps.
+
+    Plain ``sqlite3`` calls: ``BEGIN IMMEDIATE``, read the head, seal, multi-row INSERTs,
+    update the head, ``COMMIT`` (one WAL fsync under ``synchronous=FULL``). The
+    statements stay prepared in the connection's statement cache. The connection comes
+    from the engine's pool (so it has the engine's PRAGMAs) and is dropped after any
+    error, so a broken one is never reused.
+    """
+
+    def __init__(self, engine: Engine, mac: KeyedMac, clock: Clock) -> None:
+        self._engine = engine
+        self._mac = mac
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pooled: PoolProxiedConnection | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._inserts: dict[int, str] = {}
+        self._chunk = 1
+
+    def _connect(self) -> sqlite3.Connection:
+        pooled = self._engine.raw_connection()
+        conn = pooled.driver_connection
+        if not isinstance(conn, sqlite3.Connection):  # pragma: no cover - sqlite dialect
+            pooled.close()
+            raise BackendUnavailable("the audit database is not a sqlite3 connection")
+        conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        chunk = min(_MAX_CHUNK, limit // len(_NAMES))
+        self._chunk = 1 << (chunk.bit_length() - 1)
+        self._inserts = _sqlite_inserts(self._chunk)
+        self._pooled, self._conn = pooled, conn
+        return conn
+
+    def _discard(self) -> None:
+        pooled, self._pooled, self._conn = self._pooled, None, None
+        if pooled is not None:
+            with suppress(Exception):
+                pooled.invalidate()  # closes it; the pool opens a fresh one when asked
+
+    def close(self) -> None:
+        with self._lock:
+            self._discard()
+
+    def append(self, events: Sequence[SecurityEvent]) -> list[Row]:
+        with self._lock:
+            conn = self._conn or self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self._append(conn, events)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._discard()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise BackendUnavailable(
+                        f"the audit database is unavailable ({type(exc).__name__})"
+                    ) from exc
+                raise
+            return rows
+
+    def _append(self, conn: sqlite3.Connection, events: Sequence[SecurityEvent]) -> list[Row]:
+        seq, prev = conn.execute(_HEAD_SQL).fetchone()
+        params: list[Any] = []
+        rows = seal_rows(self._mac, int(seq), str(prev), events, self._clock.now, params=params)
+        if not rows:
+            return rows
+        statements, width = self._inserts, len(_NAMES)
+        done, left = 0, len(rows)
+        while left:  # the largest power-of-two chunk that fits, until none are left
+            size = min(self._chunk, 1 << (left.bit_length() - 1))
+            conn.execute(statements[size], params[done * width : (done + size) * width])
+            done += size
+            left -= size
+        seq, prev = rows[-1][0], rows[-1][10]
+        conn.execute(_HEAD_UPDATE_SQL, (seq, prev, checkpoint_mac(self._mac, "head", seq, prev)))
+        return rows
 
 
 class SqlAuditStore:
@@ -67,7 +157,7 @@ class SqlAuditStore:
         self._engine = engine
         self._key = KeyedMac(key)
         self._clock = clock
-        self._sqlite_inserts = _sqlite_inserts() if is_sqlite(engine) else None
+        self._sqlite = _SqliteAppender(engine, self._key, clock) if is_sqlite(engine) else None
         self._sqlite_scan = f"SELECT {', '.join(_NAMES)} FROM {_R.name} WHERE seq >= ? ORDER BY seq"  # noqa: S608
         schema.metadata.create_all(engine, checkfirst=True)
         try:
@@ -87,21 +177,10 @@ class SqlAuditStore:
     def __repr__(self) -> str:
         return f"SqlAuditStore(dialect={self._engine.dialect.name!r})"
 
-    def _insert_rows(self, conn: Connection, rows: list[Row]) -> None:
-        statements = self._sqlite_inserts
-        if statements is None:
-            conn.execute(insert(_R), [dict(zip(_NAMES, row, strict=True)) for row in rows])
-            return
-        done, left = 0, len(rows)
-        while left:  # the largest power-of-two chunk that fits, until none are left
-            size = min(_SQLITE_CHUNK, 1 << (left.bit_length() - 1))
-            params = tuple(flatten.from_iterable(rows[done : done + size]))
-            conn.exec_driver_sql(statements[size], params)
-            done += size
-            left -= size
-
     def close(self) -> None:
         """Release pooled connections."""
+        if self._sqlite is not None:
+            self._sqlite.close()
         self._engine.dispose()
 
     def append(self, events: Sequence[SecurityEvent]) -> list[AuditRecord]:
@@ -110,13 +189,15 @@ class SqlAuditStore:
 
     def append_rows(self, events: Sequence[SecurityEvent]) -> list[Row]:
         """:meth:`append`, returning the stored rows as tuples in column order."""
+        if self._sqlite is not None:
+            return self._sqlite.append(events)
         try:
             with begin_write(self._engine) as conn:
                 seq, prev = conn.execute(_READ_HEAD).one()
                 rows = seal_rows(self._key, int(seq), str(prev), events, self._clock.now)
                 if not rows:
                     return rows
-                self._insert_rows(conn, rows)
+                conn.execute(insert(_R), [dict(zip(_NAMES, row, strict=True)) for row in rows])
                 seq, prev = rows[-1][0], rows[-1][10]
                 conn.execute(
                     _WRITE_HEAD,
@@ -172,7 +253,7 @@ class SqlAuditStore:
 
     def _scan(self, conn: Connection, start: int) -> Iterator[Sequence[Sequence[Any]]]:
         """Raw rows from seq ``start`` up, in column order, a page at a time."""
-        if self._sqlite_inserts is None:
+        if self._sqlite is None:
             result = conn.execute(_FAST_SCAN, {"start": start})
             while page := result.fetchmany(PAGE):
                 yield page

@@ -74,6 +74,10 @@ class BatchWriter(Generic[T]):
         self._urgent = False  # someone waits for a commit: no lingering
         self._changed = threading.Condition()  # room in the queue, or the writer went idle
         self._in_flight = 0
+        # one drainer at a time (the writer thread, or a durable caller committing its own
+        # batch), so batches are taken from the queue and committed in order
+        self._drain_lock = threading.Lock()
+        self._taken: list[SecurityEvent | _Ticket] = []
         self._closing = False
         self._finished = False
         self._stop = threading.Event()
@@ -109,7 +113,8 @@ class BatchWriter(Generic[T]):
             self._wait_for_room()
         ticket = _Ticket(event)
         self._queue.append(ticket)
-        self._hurry()
+        if not self._commit_here():
+            self._hurry()
         if self._finished:
             self._drain()
         if not ticket.done.wait(timeout):
@@ -118,6 +123,41 @@ class BatchWriter(Generic[T]):
             raise AuditWriteFailed(
                 f"the audit record could not be committed: {ticket.error}"
             ) from ticket.error
+
+    def _commit_here(self) -> bool:
+        """Commit what is queued on the caller's thread, if nobody else is writing.
+
+        A durable waiter alone would otherwise wait for two thread switches (waking the
+        writer, and being woken by it) around its commit. Only when the queue fits in one
+        batch (the caller's event is in it) and the database answers at the first
+        attempt: a failed batch goes back to the front of the queue, in order, for the
+        writer thread to retry with backoff. Returns whether the batch was committed.
+        """
+        if len(self._queue) > self._max_batch or not self._drain_lock.acquire(blocking=False):
+            return False
+        try:
+            events, tickets = self._take()
+            if not events:
+                return True  # another drainer committed it already
+            try:
+                written = self._append(events)
+            except BaseException as exc:  # back to the front of the queue, never lost
+                self._queue.extendleft(reversed(self._taken))
+                if not isinstance(exc, Exception):
+                    self._hurry()
+                    raise
+                self.failures += 1
+                _log.warning("audit append of %d events failed on the caller's thread, "
+                             "the writer retries it: %s", len(events), exc)  # fmt: skip
+                return False
+            self._committed(written, tickets)
+            return True
+        finally:
+            self._taken = []
+            with self._changed:
+                self._in_flight = 0
+                self._changed.notify_all()
+            self._drain_lock.release()
 
     def _hurry(self) -> None:
         """Wake the writer and have it commit at once."""
@@ -178,29 +218,40 @@ class BatchWriter(Generic[T]):
             if self._closing and not queue:
                 return
 
-    def _drain(self) -> None:
+    def _take(self) -> tuple[list[SecurityEvent], list[_Ticket]]:
+        """Up to one batch from the queue (drain lock held); kept in ``_taken`` as taken."""
         queue = self._queue
         take = queue.popleft
-        while queue:
-            count = min(len(queue), self._max_batch)
-            self._in_flight = count
-            events: list[SecurityEvent] = []
-            tickets: list[_Ticket] = []
-            add = events.append
-            try:
-                for _ in range(count):
-                    item = take()
-                    if type(item) is _Ticket:
-                        tickets.append(item)
-                        item = item.event
-                    add(item)  # type: ignore[arg-type]
-            except IndexError:  # another drainer (close racing a late submit) took it
-                pass
-            if events:
-                self._write(events, tickets)
-            with self._changed:
-                self._in_flight = 0
-                self._changed.notify_all()
+        count = min(len(queue), self._max_batch)
+        self._in_flight = count
+        taken: list[SecurityEvent | _Ticket] = []
+        events: list[SecurityEvent] = []
+        tickets: list[_Ticket] = []
+        add = events.append
+        try:
+            for _ in range(count):
+                item = take()
+                taken.append(item)
+                if type(item) is _Ticket:
+                    tickets.append(item)
+                    item = item.event
+                add(item)  # type: ignore[arg-type]
+        except IndexError:  # pragma: no cover - only drainers pop, under the drain lock
+            pass
+        self._taken = taken
+        return events, tickets
+
+    def _drain(self) -> None:
+        queue = self._queue
+        with self._drain_lock:
+            while queue:
+                events, tickets = self._take()
+                self._taken = []
+                if events:
+                    self._write(events, tickets)
+                with self._changed:
+                    self._in_flight = 0
+                    self._changed.notify_all()
 
     def _write(self, events: list[SecurityEvent], tickets: list[_Ticket]) -> None:
         delay = self._retry_delay
@@ -227,6 +278,9 @@ class BatchWriter(Generic[T]):
                         return
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._max_retry_delay)
+        self._committed(written, tickets)
+
+    def _committed(self, written: Sequence[T], tickets: list[_Ticket]) -> None:
         self.committed += len(written)
         for ticket in tickets:
             ticket.done.set()
