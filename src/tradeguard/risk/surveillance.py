@@ -311,7 +311,10 @@ class Surveillance:
         self._mark(order, -1, now)
 
     def _mark(self, order: _Order, change: int, now: float) -> None:
-        for account in (order.account, _ANY) if order.price is not None else ():
+        if order.price is None:
+            return
+        # the all-accounts entry is read only by cross-account wash detection
+        for account in (order.account, _ANY) if self.config.wash_any_account else (order.account,):
             key = (order.symbol, order.price, order.side, account)
             entry = self._lru(self._book, key, lambda: [0, now], self.config.max_orders)
             entry[0], entry[1] = max(0, entry[0] + change), now
