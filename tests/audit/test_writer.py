@@ -13,6 +13,7 @@ import pytest
 import tradeguard
 from tradeguard.audit import AuditLog, BatchWriter, JsonLinesSink, SqlAuditStore, read_jsonl
 from tradeguard.audit.chain import AuditRecord, Row
+from tradeguard.audit.store import SealedBatch
 from tradeguard.audit.verify import verify_chain
 from tradeguard.errors import AuditWriteFailed
 from tradeguard.events import SecurityEvent
@@ -229,5 +230,54 @@ def test_four_processes_when_appending_then_one_gap_free_chain(
     assert [r.seq for r in records] == list(range(1, 2001))
     per_worker = {f"proc-{w}": [r.details_dict()["i"] for r in records if r.actor == f"proc-{w}"]
                   for w in range(4)}  # fmt: skip
-    assert all(sorted(v) == list(range(500)) for v in per_worker.values())
+    assert all(v == list(range(500)) for v in per_worker.values())  # each in its own order
     store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_prepared_batch_when_another_writer_moved_the_head_then_sealed_again(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'shared.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    mine, other = (SqlAuditStore(create_database_engine(url), KEY) for _ in range(2))
+    assert mine.prepare([event(0)]) == [event(0)]  # no head known yet: nothing sealed ahead
+    mine.append_rows([event(1)])
+    ahead = mine.prepare([event(2), event(3)])  # sealed after seq 1
+    assert isinstance(ahead, SealedBatch) and [row[0] for row in ahead.rows] == [2, 3]
+    other.append_rows([event(4)])  # another process takes seq 2 meanwhile
+    rows = mine.append_rows(ahead)
+    assert [(row[0], row[4]) for row in rows] == [(3, "s2"), (4, "s3")]
+    quiet = mine.prepare([event(5)])
+    assert isinstance(quiet, SealedBatch)
+    assert mine.append_rows(quiet) is quiet.rows  # the head did not move: used as sealed
+    result = mine.verify()
+    assert result.ok and result.checked == 5
+    with mine.snapshot() as conn:
+        assert [r.subject for r in mine.iter_records(conn)] == ["s1", "s4", "s2", "s3", "s5"]
+    mine.close()
+    other.close()
+
+
+def test_pipelined_writer_when_many_batches_and_durable_waits_then_in_order(
+    store: SqlAuditStore,
+) -> None:
+    writer = BatchWriter(store.append_rows, prepare=store.prepare, max_batch=64, linger=0)
+    durable = threading.Thread(
+        target=lambda: [writer.submit(event(10_000 + i), wait=True) for i in range(50)]
+    )
+    durable.start()
+    for i in range(3000):
+        writer.submit(event(i))
+    durable.join(30)
+    assert writer.flush(30) and writer.pending == 0
+    writer.close()
+    result = store.verify()
+    assert result.ok and result.checked == 3050
+    with store.snapshot() as conn:
+        subjects = [int(r.subject[1:]) for r in store.iter_records(conn) if r.subject]
+    assert [i for i in subjects if i < 10_000] == list(range(3000))
+    assert [i for i in subjects if i >= 10_000] == list(range(10_000, 10_050))

@@ -48,6 +48,7 @@ class AuditLog:
         self._durable_timeout = durable_timeout
         self._writer: BatchWriter[Row] = BatchWriter(
             store.append_rows,
+            prepare=store.prepare,
             after_commit=None if jsonl is None else self._ship,
             max_queue=max_queue,
             max_batch=max_batch,

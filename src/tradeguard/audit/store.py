@@ -67,6 +67,23 @@ def _sqlite_inserts(max_rows: int) -> dict[int, str]:
     return {size: head + ", ".join([one] * size) for size in sizes}
 
 
+class SealedBatch(list[SecurityEvent]):
+    """Events already sealed after a predicted head (see :meth:`SqlAuditStore.prepare`).
+
+    The append transaction stores these rows only if the head it reads under its lock is
+    still ``base``; otherwise it seals the events again after the actual head.
+    """
+
+    __slots__ = ("base", "params", "rows")
+
+    def __init__(
+        self, events: Sequence[SecurityEvent], base: tuple[int, str], rows: list[Row],
+        params: list[Any],
+    ) -> None:  # fmt: skip
+        super().__init__(events)
+        self.base, self.rows, self.params = base, rows, params
+
+
 class _SqliteAppender:
     """The append transaction on SQLite, on one connection the store keeps.
 
@@ -134,8 +151,11 @@ class _SqliteAppender:
 
     def _append(self, conn: sqlite3.Connection, events: Sequence[SecurityEvent]) -> list[Row]:
         seq, prev = conn.execute(_HEAD_SQL).fetchone()
-        params: list[Any] = []
-        rows = seal_rows(self._mac, int(seq), str(prev), events, self._clock.now, params=params)
+        if type(events) is SealedBatch and events.base == (seq, prev):
+            rows, params = events.rows, events.params
+        else:  # not prepared, or another writer moved the head since: seal it here
+            params = []
+            rows = seal_rows(self._mac, seq, prev, events, self._clock.now, params=params)
         if not rows:
             return rows
         statements, width = self._inserts, len(_NAMES)
@@ -158,6 +178,7 @@ class SqlAuditStore:
         self._key = KeyedMac(key)
         self._clock = clock
         self._sqlite = _SqliteAppender(engine, self._key, clock) if is_sqlite(engine) else None
+        self._tail: tuple[int, str] | None = None  # the head after the last sealed batch
         self._sqlite_scan = f"SELECT {', '.join(_NAMES)} FROM {_R.name} WHERE seq >= ? ORDER BY seq"  # noqa: S608
         schema.metadata.create_all(engine, checkfirst=True)
         try:
@@ -187,14 +208,40 @@ class SqlAuditStore:
         """Chain and commit ``events`` in one transaction; returns the stored records."""
         return [AuditRecord(*row) for row in self.append_rows(events)]
 
+    def prepare(self, events: Sequence[SecurityEvent]) -> Sequence[SecurityEvent]:
+        """Seal ``events`` ahead of their transaction, after the head this store expects.
+
+        For a pipelined writer: the CPU work of a batch is done while the previous batch
+        is still being written. Nothing is trusted from it: :meth:`append_rows` compares
+        the head under its lock and seals again if another writer moved it. Returns the
+        events as a :class:`SealedBatch`, or unchanged while no head is known yet.
+        """
+        tail = self._tail
+        if tail is None or not events:
+            return events
+        params: list[Any] | None = [] if self._sqlite is not None else None
+        rows = seal_rows(self._key, tail[0], tail[1], events, self._clock.now, params=params)
+        self._tail = (rows[-1][0], rows[-1][10])
+        return SealedBatch(events, tail, rows, params or [])
+
     def append_rows(self, events: Sequence[SecurityEvent]) -> list[Row]:
         """:meth:`append`, returning the stored rows as tuples in column order."""
+        rows = self._append_rows(events)
+        if rows and (type(events) is not SealedBatch or events.rows is not rows):
+            self._tail = (rows[-1][0], rows[-1][10])  # sealed here: later batches follow it
+        return rows
+
+    def _append_rows(self, events: Sequence[SecurityEvent]) -> list[Row]:
         if self._sqlite is not None:
             return self._sqlite.append(events)
         try:
             with begin_write(self._engine) as conn:
                 seq, prev = conn.execute(_READ_HEAD).one()
-                rows = seal_rows(self._key, int(seq), str(prev), events, self._clock.now)
+                seq, prev = int(seq), str(prev)
+                if type(events) is SealedBatch and events.base == (seq, prev):
+                    rows = events.rows
+                else:  # not prepared, or another writer moved the head since
+                    rows = seal_rows(self._key, seq, prev, events, self._clock.now)
                 if not rows:
                     return rows
                 conn.execute(insert(_R), [dict(zip(_NAMES, row, strict=True)) for row in rows])

@@ -11,6 +11,7 @@ kept and retried with backoff; durable waiters are told after ``max_attempts``.
 from __future__ import annotations
 
 import logging
+import queue as queues
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 AppendFn = Callable[[Sequence[SecurityEvent]], Sequence[T]]
+PrepareFn = Callable[[Sequence[SecurityEvent]], Sequence[SecurityEvent]]
 AfterCommit = Callable[[Sequence[T]], None]
 
 
@@ -43,12 +45,18 @@ class BatchWriter(Generic[T]):
     The producer's path takes no lock: a deque append (atomic) and, only when the writer
     sleeps, setting an Event. Locks are taken only for backpressure, flush and close.
     ``after_commit`` gets what ``append`` returned for each committed batch.
+
+    With ``prepare``, batches are pipelined: the writer thread hands each batch, as
+    ``prepare`` returned it, to a second thread that calls ``append``, and prepares the next
+    batch meanwhile (``prepare`` does the CPU work, ``append`` waits on the database with
+    the GIL released). Batches are committed one at a time, in the order they were taken.
     """
 
     def __init__(
         self,
         append: AppendFn[T],
         *,
+        prepare: PrepareFn | None = None,
         after_commit: AfterCommit[T] | None = None,
         max_queue: int = 100_000,
         max_batch: int = 8_192,
@@ -60,6 +68,7 @@ class BatchWriter(Generic[T]):
         if max_queue < 1 or max_batch < 1 or linger < 0:
             raise ValueError("max_queue and max_batch must be positive, linger not negative")
         self._append = append
+        self._prepare = prepare
         self._after_commit = after_commit
         self._max_queue = max_queue
         self._max_batch = max_batch
@@ -83,6 +92,16 @@ class BatchWriter(Generic[T]):
         self._stop = threading.Event()
         self.committed = 0
         self.failures = 0
+        # prepared batches on their way to the committer thread (pipelined writing only)
+        self._handoff: queues.Queue[tuple[Sequence[SecurityEvent], list[_Ticket]] | None] = (
+            queues.Queue(maxsize=1)
+        )
+        self._committer: threading.Thread | None = None
+        if prepare is not None:
+            self._committer = threading.Thread(
+                target=self._commit_loop, name="tradeguard-audit-commit", daemon=True
+            )
+            self._committer.start()
         self._thread = threading.Thread(target=self._run, name="tradeguard-audit", daemon=True)
         self._thread.start()
 
@@ -153,10 +172,8 @@ class BatchWriter(Generic[T]):
             self._committed(written, tickets)
             return True
         finally:
+            self._settled(len(self._taken))
             self._taken = []
-            with self._changed:
-                self._in_flight = 0
-                self._changed.notify_all()
             self._drain_lock.release()
 
     def _hurry(self) -> None:
@@ -194,7 +211,10 @@ class BatchWriter(Generic[T]):
                           timeout, self.pending)  # fmt: skip
             return
         self._finished = True
-        self._drain()
+        self._drain()  # anything a late producer queued (no pipeline from here on)
+        if self._committer is not None:
+            self._handoff.put(None)
+            self._committer.join(timeout)
 
     def _run(self) -> None:
         queue = self._queue
@@ -223,7 +243,8 @@ class BatchWriter(Generic[T]):
         queue = self._queue
         take = queue.popleft
         count = min(len(queue), self._max_batch)
-        self._in_flight = count
+        with self._changed:
+            self._in_flight += count
         taken: list[SecurityEvent | _Ticket] = []
         events: list[SecurityEvent] = []
         tickets: list[_Ticket] = []
@@ -237,23 +258,54 @@ class BatchWriter(Generic[T]):
                     item = item.event
                 add(item)  # type: ignore[arg-type]
         except IndexError:  # pragma: no cover - only drainers pop, under the drain lock
-            pass
+            with self._changed:
+                self._in_flight -= count - len(taken)
         self._taken = taken
         return events, tickets
+
+    def _settled(self, count: int) -> None:
+        """``count`` taken events are committed (or, closing, given up): wake flush()."""
+        with self._changed:
+            self._in_flight -= count
+            self._changed.notify_all()
 
     def _drain(self) -> None:
         queue = self._queue
         with self._drain_lock:
+            prepare = self._prepare
+            if self._committer is None or prepare is None or self._finished:
+                while queue:
+                    events, tickets = self._take()
+                    self._taken = []
+                    if events:
+                        self._write(events, tickets)
+                    self._settled(len(events))
+                return
             while queue:
                 events, tickets = self._take()
                 self._taken = []
-                if events:
-                    self._write(events, tickets)
-                with self._changed:
-                    self._in_flight = 0
-                    self._changed.notify_all()
+                batch: Sequence[SecurityEvent] = events
+                try:
+                    batch = prepare(events)
+                except Exception:  # append does it all again on its own
+                    _log.exception("audit: preparing a batch failed")
+                self._handoff.put((batch, tickets))  # waits while the committer is busy
+            self._handoff.join()  # everything handed over is committed: nothing in flight
 
-    def _write(self, events: list[SecurityEvent], tickets: list[_Ticket]) -> None:
+    def _commit_loop(self) -> None:
+        handoff = self._handoff
+        while True:
+            item = handoff.get()
+            try:
+                if item is None:
+                    return
+                batch, tickets = item
+                self._write(batch, tickets)
+                self._settled(len(batch))
+            finally:
+                handoff.task_done()
+
+    def _write(self, events: Sequence[SecurityEvent], tickets: list[_Ticket]) -> None:
         delay = self._retry_delay
         attempt = 0
         while True:
