@@ -22,7 +22,9 @@ from tradeguard.risk import (
     Side,
     TradingState,
 )
+from tradeguard.risk import engine as engine_module
 from tradeguard.risk.calendar import MarketCalendar
+from tradeguard.risk.fast import duplicate_key
 from tradeguard.risk.state import micros
 
 NOW = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
@@ -32,7 +34,7 @@ TICK = Decimal("0.0001")
 def pair(limits: RiskLimits, clock: FixedClock, **kw: Any) -> tuple[RiskEngine, RiskEngine]:
     """The same engine twice: with the fast path, and with the full checks only."""
     fast = RiskEngine(limits, clock=clock, **kw)
-    assert fast._fast is not None
+    assert fast._fast
     return fast, RiskEngine(limits, clock=clock, fast_path=False, **kw)
 
 
@@ -48,7 +50,7 @@ def state(engine: RiskEngine) -> tuple[object, ...]:
     rates = {
         k: [list(d) for d in v] for k, v in (*t.account_rates.items(), *t.symbol_rates.items())
     }
-    return (t.sizes(), t.open, t.open_count, t.pending, t.duplicates, list(t.expiry), rates)
+    return (t.sizes(), t.open, t.open_count, t.pending, t.duplicates, t.older, rates)
 
 
 def amounts(low: str, high: int) -> st.SearchStrategy[Decimal]:
@@ -137,13 +139,16 @@ def test_fast_path_when_random_orders_then_same_decisions_and_state_as_full_chec
     assert fast.stats() == full.stats()
 
 
-def test_fast_path_when_plain_order_then_it_decides(clock: FixedClock) -> None:
+def test_fast_path_when_plain_order_then_it_decides(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = RiskEngine(RiskLimits(), clock=clock)
     account = AccountState(account_value=100_000, prices={"AAPL": Quote(100, clock.now())})
     order = Order("AAPL", Side.BUY, Decimal(10), OrderType.LIMIT, Decimal(100))
-    assert engine._fast is not None
-    decision = engine._fast.check(order, account, clock.now())
-    assert decision is not None and decision.approved and decision.client_order_id == "tg-1"
+    assert engine._fast
+    monkeypatch.setattr(engine_module, "check_full", None)  # the full checks are not called
+    decision = engine.check(order, account)
+    assert decision.approved and decision.client_order_id == "tg-1"
     assert engine.open_order_count() == 1 and engine.stats()["approved"] == 1
 
 
@@ -181,7 +186,8 @@ def test_fast_path_when_duplicate_re_approved_later_then_trim_keeps_the_newer_ti
     assert engine.check(order, account, now=clock.now()).approved
     clock.advance(0.6)  # the first approval is past the 2 s horizon, the second is not
     engine._tracker.prune(micros(clock.now()))
-    assert list(engine._tracker.duplicates.values()) == [micros(NOW + timedelta(seconds=1.5))]
+    seen = engine._tracker.last_seen(duplicate_key(order))
+    assert seen == micros(NOW + timedelta(seconds=1.5))
     assert engine.check(order, account).codes == ("DUPLICATE_ORDER",)
 
 
@@ -212,7 +218,7 @@ def test_fast_path_when_calendar_rebuilds_then_spans_are_asked_again() -> None:
     assert engine.check(order, account).approved  # builds XNYS: no span yet
     assert engine.check(order.replace(quantity=Decimal(2)), account).approved  # a span now
     generation = calendar.generation
-    assert engine._fast is not None and engine._fast._hours["XNYS"][2] == generation
+    assert engine._entries.hours.known["XNYS"][2] == generation
     clock.advance(timedelta(days=340))  # under 30 days of coverage left: rebuilt on use
     late = AccountState(account_value=10**7, prices={"AAPL": Quote(100, clock.now())})
     decision = engine.check(order.replace(client_order_id="late"), late)

@@ -28,8 +28,9 @@ from __future__ import annotations
 import importlib
 import threading
 import warnings
+import weakref
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -128,6 +129,7 @@ class MarketCalendar:
         self.generation = 0
         """Counts venue (re)builds published: a span from :meth:`open_span` holds while the
         generation it was given under is current."""
+        self._watchers: list[weakref.WeakMethod[Callable[[], object]]] = []
         self._names: dict[str, str] = {}  # name asked for -> calendar name
         self._extended: dict[str, tuple[timedelta, timedelta]] = {}
         for venue, window in (extended_hours or {}).items():
@@ -240,7 +242,18 @@ class MarketCalendar:
             if resolved == name:
                 self._venues[asked] = v
         self.generation += 1  # spans handed out before may no longer hold
+        for ref in self._watchers:
+            watcher = ref()
+            if watcher is not None:
+                watcher()
         return v
+
+    def watch(self, method: Callable[[], object]) -> None:
+        """Call the bound ``method`` after each (re)build is published, while its object
+        lives (a fast path that keeps spans drops them then)."""
+        with self._lock:
+            self._watchers = [r for r in self._watchers if r() is not None]
+            self._watchers.append(weakref.WeakMethod(method))
 
     def _resolve(self, venue: str) -> str:
         xc = _exchange_calendars(venue)

@@ -24,39 +24,45 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from decimal import Context, Decimal, getcontext, localcontext
+from decimal import Context, Decimal, Inexact, Rounded
+from typing import Any
 
 from sqlalchemy import Engine
 
 from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.errors import ConfigurationError
 from tradeguard.events import EventBus, SecurityEvent
-from tradeguard.risk.checks_flow import MarketCalendarProtocol, market_status, plan
-from tradeguard.risk.fast import FastPath, covers
-from tradeguard.risk.killswitch import KillSwitch, TradingStateStore, TradingStatus, open_store
+from tradeguard.risk.checks_flow import MarketCalendarProtocol, plan
+from tradeguard.risk.fast import Entries, canonical, covers
+from tradeguard.risk.full import MIN_PRECISION, check_full, raw_id, unavailable
+from tradeguard.risk.killswitch import KillSwitch, TradingStateStore, open_store
+from tradeguard.risk.lifecycle import EngineState
 from tradeguard.risk.limits import RiskLimits
-from tradeguard.risk.orders import Order, Side, parse_order
-from tradeguard.risk.state import ZERO, AccountState, RiskState, TradingState, micros
-from tradeguard.risk.tracking import OrderTracker
-from tradeguard.risk.values import positive_amount
+from tradeguard.risk.orders import Order, Side
+from tradeguard.risk.state import EPOCH, ZERO, AccountState, TradingState, micros
+from tradeguard.risk.tracking import TRIM_EVERY, TRIM_MAX, OrderTracker, Rates
 from tradeguard.risk.violations import Code, OrderDecision, Violation
 
 _log = logging.getLogger(__name__)
 _new = tuple.__new__  # builds a named tuple without its Python-level __new__
 _ENGINE_ACTOR = "risk-engine"
 _DAILY_LOSS = Code.DAILY_LOSS_LIMIT
-_MIN_PRECISION = 28
-_EXACT = Context(prec=_MIN_PRECISION + 6)
-_getcontext = getcontext
+_ACTIVE, _BUY = TradingState.ACTIVE, Side.BUY  # enum attribute lookups are slow on 3.11
+_EXACT28 = Context(prec=MIN_PRECISION, traps=[Inexact, Rounded])  # raises rather than round
+_add, _mul = _EXACT28.add, _EXACT28.multiply
 
 
-def _unavailable(check: str, message: str, **detail: str) -> Violation:
-    return Violation(Code.RISK_STATE_UNAVAILABLE, message, {"check": check, **detail})
+class _Full(Exception):
+    """Raised inside the hot path: leave this order to the full checks."""
 
 
-class RiskEngine:
+_FULL = _Full()
+_STALE: tuple[Any, ...] = ("", 1, 0)  # an entry no order matches: look the symbol up
+
+
+class RiskEngine(EngineState):
     """Pre-trade risk checks over one set of limits; thread-safe."""
 
     def __init__(
@@ -83,19 +89,17 @@ class RiskEngine:
         hours = calendar is not None
         self._default = (limits, plan(limits, market_hours=hours))
         self._plans = {s: (v, plan(v, market_hours=hours)) for s, v in plans.items()}
-        self._account_windows = limits.order_rate
         self._tracker = OrderTracker(
             limits, max_keys=max_tracked, max_open_orders=max_tracked, max_duplicates=max_tracked
         )
         self._switch = KillSwitch(open_store(store), bus=bus, clock=self.clock)
         self._lock = threading.Lock()
-        self._now_cache: tuple[object, int] = (None, 0)
         plans_used = (self._default[1], *(p for _, p in self._plans.values()))
-        self._fast = (
-            FastPath(limits, self._tracker, self._switch, calendar, self._lock)
-            if fast_path and covers(plans_used)
-            else None
-        )
+        self._fast = fast_path and covers(plans_used)
+        self._entries = Entries(limits, calendar, self._ready, enabled=self._fast)
+        self._switch.watchers.append(self._entries.invalidate)
+        self._tracker.on_full = self._entries.invalidate
+        self._start = (EPOCH, 0)  # a recent time and its micros(): now_us is counted from it
         self.rejected_count = 0
         self.rejections_by_code: dict[str, int] = {}
 
@@ -112,106 +116,157 @@ class RiskEngine:
 
         The checks run with at least 28 significant digits: a thread whose decimal context
         is coarser gets an exact one for the call (rounding could otherwise pass a breach).
-        The common approvable order is decided by :class:`FastPath` (the same checks inline);
-        anything else by the pure check functions, which word every violation.
+        The common approvable order is approved right here, in one pass against bounds
+        derived once per account snapshot and symbol (:mod:`~tradeguard.risk.fast`), and
+        recorded as :meth:`OrderTracker.record` would. Any other order is decided by the
+        pure check functions, which word every violation (:func:`~.full.check_full`).
         """
         if now is None:
             now = self.clock.now()
-        if not isinstance(order, Order):
-            parsed = parse_order(order)
-            if not isinstance(parsed, Order):
-                return self.refuse(order, tuple(_invalid(f, why) for f, why in parsed))
-            order = parsed
-        fast = self._fast
-        if fast is not None:
-            decision = fast.check(order, account, now)
-            if decision is not None:
-                bus = self._bus
-                if bus is not None and bus.has_subscribers:
-                    self._publish(decision, order, _reference(account, decision))
-                return decision
-        if _getcontext().prec < _MIN_PRECISION:
-            with localcontext(_EXACT):
-                return self.check(order, account, now=now)
-        cached = self._now_cache
-        if cached[0] is now:
-            now_us = cached[1]
-        else:
-            try:
+        if type(order) is not Order:
+            return check_full(self, order, account, now)
+        start, start_us = self._start
+        try:
+            delta = now - start  # microseconds since `start`: cheaper than micros(now)
+            if delta.days:  # a day or more from `start` (or before it): start again from now
                 now_us = micros(now)
-            except Exception:
-                why = "now must be a timezone-aware datetime"
-                return self.refuse(order, (_unavailable("CLOCK", why),))
-            self._now_cache = (now, now_us)
-        if not isinstance(account, AccountState):
-            why = "no account state: pass an AccountState"
-            return self.refuse(order, (_unavailable("ACCOUNT", why),))
-        limits, checks = self._plans.get(order.symbol, self._default)
-        calendar = self._calendar
-        market_open, market_problem = (
-            (None, None) if calendar is None else market_status(calendar, order.venue, now)
-        )
+                self._start = (now, now_us)
+            else:
+                now_us = start_us + delta.seconds * 1_000_000 + delta.microseconds
+        except TypeError:  # naive, or not a datetime: the full path says why it cannot check
+            return check_full(self, order, account, now)
+        (
+            symbol, side, quantity, _kind, limit, stop, _tif, venue, client_order_id,
+            account_id, _strategy, reduce_only,
+        ) = order  # fmt: skip
         tracker = self._tracker
-        account_id, symbol, side = order.account_id, order.symbol, order.side
-        same = (account_id, symbol, side, order.quantity, order.limit_price, order.stop_price)
-        client_order_id = order.client_order_id
-        violations: list[Violation] | None = None
+        decision = None
         lock = self._lock
         lock.acquire()  # cheaper than `with` on the hot path
         try:
-            if tracker.full is not None:
-                tracker.prune(now_us)
-            try:
-                state = RiskState.build(
-                    order,
-                    account,
-                    limits,
-                    now_us,
-                    self._switch.state,
-                    tracker.pending.get((account_id, symbol, side), ZERO),
-                    tracker.open_count.get(account_id, 0),
-                    tracker.account_rates.get(account_id, ()),
-                    tracker.symbol_rates.get(symbol, ()),
-                    tracker.duplicates.get(same),
-                    client_order_id in tracker.open,
-                    market_open,
-                    market_problem,
-                    tracker.full,
-                )
-            except Exception as exc:  # e.g. a snapshot whose values overflow when combined
-                violations = [_failed(RiskState.build, exc)]
-                checks = ()
-            for check in checks:
-                try:
-                    found = check(order, limits, state, now)
-                except Exception as exc:
-                    found = _failed(check, exc)
-                if found is not None:
-                    if violations is None:
-                        violations = [found]
-                    else:
-                        violations.append(found)
-            if violations is None:
+            try:  # any exception: the full checks decide, and say what happened
+                known, entries = self._entries.snapshot
+                found = entries.get(symbol, _STALE) if known is account else _STALE
+                if found[0] != venue or not found[1] <= now_us <= found[2]:
+                    fresh = self._entries.get(account, symbol, venue, now, now_us)
+                    if fresh is None:
+                        raise _FULL
+                    found = fresh
+                (
+                    _venue, _since, _until, q_priced, q_market, max_quantity, max_notional,
+                    mark, low, high, room_buy, room_sell, max_open, account_windows,
+                    symbol_windows, several, duplicate_us,
+                ) = found  # fmt: skip
+                open_orders = tracker.open
+                if reduce_only or client_order_id in open_orders:
+                    raise _FULL
+                price: Decimal | None = limit
+                if limit is None:
+                    price = stop
+                elif stop is not None and not low <= stop <= high:
+                    raise _FULL
+                if price is None:  # a market order, valued at the reference
+                    if quantity > q_market and (
+                        quantity > max_quantity
+                        or (max_notional is not None and _mul(quantity, mark) > max_notional)
+                    ):
+                        raise _FULL
+                elif not low <= price <= high:
+                    raise _FULL
+                elif quantity > q_priced and (
+                    quantity > max_quantity
+                    or (max_notional is not None and _mul(quantity, price) > max_notional)
+                ):
+                    raise _FULL
+                open_count = tracker.open_count
+                count = open_count.get(account_id, 0)
+                if count >= max_open:
+                    raise _FULL
+                side_key = (account_id, symbol, side)
+                pending = tracker.pending
+                wanted = _add(quantity, pending.get(side_key, ZERO))
+                if wanted > (room_buy if side is _BUY else room_sell):
+                    raise _FULL
+                # a rate window is full when it holds its limit of times, all younger than it
+                account_rates = tracker.account_rates.get(account_id) if account_windows else None
+                if account_rates is not None:
+                    times = account_rates[0]
+                    if len(times) == times.limit and times[0] > now_us - times.span:
+                        raise _FULL
+                    if several and _any_full(account_rates, now_us):
+                        raise _FULL
+                symbol_rates = tracker.symbol_rates.get(symbol) if symbol_windows else None
+                if symbol_rates is not None:
+                    times = symbol_rates[0]
+                    if len(times) == times.limit and times[0] > now_us - times.span:
+                        raise _FULL
+                    if several and _any_full(symbol_rates, now_us):
+                        raise _FULL
+                # the duplicate key, as fast.duplicate_key makes it (inline: the hot path)
+                text = str(quantity)
+                if text[-1] == "0" or "E" in text:
+                    text = canonical(quantity)
+                if limit is not None:
+                    limit_text = str(limit)
+                    if limit_text[-1] == "0" or "E" in limit_text:
+                        limit_text = canonical(limit)
+                    same: tuple[object, ...] = (
+                        account_id, symbol, side, text, limit_text,
+                        None if stop is None else canonical(stop),
+                    )  # fmt: skip
+                else:
+                    same = (
+                        account_id, symbol, side, text, None,
+                        None if stop is None else canonical(stop),
+                    )  # fmt: skip
+                duplicates = tracker.duplicates
+                seen = duplicates.get(same)
+                if seen is None:
+                    seen = tracker.older.get(same)
+                if seen is not None and duplicate_us is not None:
+                    if -duplicate_us < now_us - seen < duplicate_us:
+                        raise _FULL
+            except Exception:  # noqa: S110  (the full checks decide it, and say why)
+                pass
+            else:  # approved: record it, exactly as OrderTracker.record does
                 if not client_order_id:
                     client_order_id = tracker.next_id()
-                tracker.record(
-                    client_order_id, account_id, symbol, side, order.quantity, now_us, same,
-                    self._account_windows, limits.symbol_order_rate,
-                )  # fmt: skip
+                approved = tracker.approved + 1
+                tracker.approved = approved
+                open_orders[client_order_id] = (account_id, symbol, side, quantity)
+                open_count[account_id] = count + 1
+                pending[side_key] = wanted
+                if account_windows:
+                    if account_rates is None:
+                        account_rates = tracker.new_rates(True, account_id, account_windows)
+                    account_rates[0].append(now_us)
+                    if several:
+                        for times in account_rates[1:]:
+                            times.append(now_us)
+                if symbol_windows:
+                    if symbol_rates is None:
+                        symbol_rates = tracker.new_rates(False, symbol, symbol_windows)
+                    symbol_rates[0].append(now_us)
+                    if several:
+                        for times in symbol_rates[1:]:
+                            times.append(now_us)
+                if tracker.duplicate_horizon_us:
+                    duplicates[same] = now_us
+                if not approved & TRIM_EVERY:
+                    tracker.prune(now_us, TRIM_MAX)
+                decision = _new(OrderDecision, (True, (), order, client_order_id))
         finally:
             lock.release()
-        if violations is not None:
-            return self.refuse(order, tuple(violations))
-        decision = _new(OrderDecision, (True, (), order, client_order_id))
+        if decision is None:
+            return check_full(self, order, account, now)
         bus = self._bus
         if bus is not None and bus.has_subscribers:
             self._publish(decision, order, _reference(account, decision))
         return decision
 
-    @property
-    def approved_count(self) -> int:
-        """Orders approved (and recorded) so far."""
-        return self._tracker.approved
+    def _ready(self) -> bool:
+        """Whether the fast path may approve at all (ACTIVE, tracking not full)."""
+        return self._switch.state is _ACTIVE and self._tracker.full is None
 
     # -- refusals and events -------------------------------------------------------------
 
@@ -220,14 +275,14 @@ class RiskEngine:
     ) -> OrderDecision:
         """Record and announce a rejection decided here or by the caller (e.g. a facade)."""
         if not violations:
-            violations = (_unavailable("REFUSE", "refused without a stated reason"),)
+            violations = (unavailable("REFUSE", "refused without a stated reason"),)
         with self._lock:
             self.rejected_count += 1
             by_code = self.rejections_by_code
             for violation in violations:
                 by_code[violation.code.value] = by_code.get(violation.code.value, 0) + 1
         parsed = order if isinstance(order, Order) else None
-        client_order_id = parsed.client_order_id if parsed is not None else _raw_id(order)
+        client_order_id = parsed.client_order_id if parsed is not None else raw_id(order)
         decision = _new(OrderDecision, (False, violations, parsed, client_order_id))
         bus = self._bus
         if bus is not None and bus.has_subscribers:
@@ -275,102 +330,11 @@ class RiskEngine:
             )
         )
 
-    # -- what happened downstream ------------------------------------------------------
-
-    def on_fill(self, client_order_id: str, quantity: object, price: object) -> bool:
-        """A (partial) fill of an approved order; False if the id is not open here.
-
-        Raises :class:`ValueError` for a quantity or price that is not a positive number.
-        """
-        amount = positive_amount("fill quantity", quantity)
-        fill_price = positive_amount("fill price", price)  # positions count quantity only
-        with self._lock:
-            entry = self._tracker.open.get(client_order_id)
-            done = self._tracker.fill(client_order_id, amount)
-        if done and entry is not None:
-            self._announce("order.filled", client_order_id, entry, amount, fill_price)
-        return done
-
-    def on_cancel(self, client_order_id: str) -> bool:
-        """An approved order was cancelled, expired or rejected downstream; False if unknown."""
-        with self._lock:
-            entry = self._tracker.open.get(client_order_id)
-            done = self._tracker.cancel(client_order_id)
-        if done and entry is not None:
-            self._announce("order.cancelled", client_order_id, entry, entry[3], None)
-        return done
-
-    def _announce(
-        self, kind: str, client_order_id: str, entry: tuple[str, str, Side, Decimal],
-        quantity: Decimal, price: Decimal | None,
-    ) -> None:  # fmt: skip
+    def announce(self, decision: OrderDecision, order: Order, account: AccountState | None) -> None:
+        """Publish an approval, if anyone listens."""
         bus = self._bus
-        if bus is None or not bus.has_subscribers:
-            return
-        account, symbol, side, _ = entry
-        bus.publish(SecurityEvent(kind, subject=account, details={
-            "client_order_id": client_order_id, "symbol": symbol, "side": side.value,
-            "quantity": str(quantity), "price": None if price is None else str(price),
-            "account": account,
-        }))  # fmt: skip
-
-    def open_order_count(self, account_id: str = "default") -> int:
-        """Orders approved for ``account_id`` and not yet filled or cancelled."""
-        return self._tracker.open_count.get(account_id, 0)
-
-    def open_quantity(self, account_id: str, symbol: str, side: Side | str) -> Decimal:
-        """Remaining quantity of the account's open orders on one side of a symbol."""
-        key = (account_id, symbol.upper(), Side(str(side).lower()))
-        return self._tracker.pending.get(key, ZERO)
-
-    def position(self, account_id: str, symbol: str) -> Decimal:
-        """Net quantity filled through :meth:`on_fill` for the account and symbol."""
-        return self._tracker.positions.get((account_id, symbol.upper()), ZERO)
-
-    def stats(self) -> dict[str, object]:
-        """Counters and tracked-structure sizes."""
-        with self._lock:
-            return {
-                "approved": self.approved_count,
-                "rejected": self.rejected_count,
-                "rejections_by_code": dict(self.rejections_by_code),
-                "trading_state": self._switch.state.value,
-                **self._tracker.sizes(),
-            }
-
-    # -- the trading state -------------------------------------------------------------
-
-    @property
-    def trading_state(self) -> TradingState:
-        """ACTIVE, REDUCING or HALTED."""
-        return self._switch.state
-
-    @property
-    def trading_status(self) -> TradingStatus:
-        """The trading state with its reason, actor and time."""
-        return self._switch.status
-
-    def engage_kill_switch(self, reason: str, actor: str) -> TradingStatus:
-        """HALT all trading now (and persist it); emits ``killswitch.engaged``."""
-        return self._switch.set(TradingState.HALTED, reason=reason, actor=actor)
-
-    def release_kill_switch(
-        self, actor: str, *, reason: str = "kill switch released"
-    ) -> TradingStatus:
-        """Leave HALTED for ACTIVE (a no-op otherwise); emits ``killswitch.released``."""
-        if self._switch.state is not TradingState.HALTED:
-            return self._switch.status
-        return self._switch.set(TradingState.ACTIVE, reason=reason, actor=actor)
-
-    def set_trading_state(
-        self, state: TradingState | str, *, reason: str, actor: str
-    ) -> TradingStatus:
-        """Move to any trading state; emits a critical event naming the transition."""
-        return self._switch.set(state, reason=reason, actor=actor)
-
-    def refresh_trading_state(self) -> TradingStatus:
-        """Re-read the stored trading state (set by another process)."""
-        return self._switch.refresh()
+        if bus is not None and bus.has_subscribers:
+            self._publish(decision, order, _reference(account, decision))
 
 
 def _reference(account: AccountState | None, decision: OrderDecision) -> Decimal | None:
@@ -379,22 +343,6 @@ def _reference(account: AccountState | None, decision: OrderDecision) -> Decimal
     return None if quote is None else quote.price
 
 
-def _invalid(field: str, why: str) -> Violation:
-    return Violation(Code.INVALID_ORDER, f"{field} {why}", {"field": field, "reason": why})
-
-
-def _failed(check: Callable[..., object], exc: Exception) -> Violation:
-    name = getattr(check, "__name__", "check")
-    _log.warning("risk check %s raised %s: refusing the order", name, type(exc).__name__)
-    return _unavailable(name, f"{name} could not be evaluated ({type(exc).__name__})")
-
-
-def _raw_id(order: object) -> str:
-    if isinstance(order, Mapping):
-        try:
-            value = order.get("client_order_id")
-        except Exception:
-            return ""
-        if isinstance(value, str) and len(value) <= 128:
-            return value
-    return ""
+def _any_full(rates: Rates, now_us: int) -> bool:
+    """Whether any of ``rates`` holds its limit of times, all younger than its length."""
+    return any(len(t) == t.maxlen and t[0] > now_us - t.span for t in rates)

@@ -1,21 +1,37 @@
-"""The engine's fast path: every check of a plainly approvable order, inline, in one pass.
+"""What :meth:`RiskEngine.check` derives once to approve the common order in one inline pass.
 
-:meth:`FastPath.approve` either approves an order (and records it, as the engine would) or
-answers ``None``, and then the engine runs the full set of pure checks, which decide and
-word every violation. It answers ``None`` for anything unusual (a trading state other than
-ACTIVE, a reduce-only order, no quote, a restricted symbol, a closed or unknown market,
-tracking at a cap, an account snapshot that is not sized, ...) and whenever a comparison
-falls on the refusing side. So it never refuses and never reports: it approves only what
-the checks approve, and everything else is decided exactly as before.
+The engine's ``check`` is itself the fast path: it approves (and records) an order only when
+every enabled check would pass, and otherwise hands the order to the pure checks, which decide
+and word every violation (:mod:`~tradeguard.risk.full`). So the fast path never refuses and
+never reports; it must only never approve what the checks refuse, and it must record exactly
+what they record. ``tests/risk/test_fast.py`` pins both with a hypothesis property.
 
-Sameness, not approximation: the arithmetic on the order (quantity x price, the position
-after the fill, its value, the gross exposure, the distance from the reference) is the very
-operations the checks do, on the same operands, in the caller's decimal context. Values that
-depend only on the account snapshot and the limits (the collar band, |position|, the held
-value) are computed once per snapshot and symbol in a 28-digit context that traps rounding,
-so they equal what any context of 28 digits or more computes (the engine never checks with
-fewer); a value that would round leaves that symbol to the full checks. An exception in here
-also leaves the order to the full checks.
+Per (account snapshot, symbol), :func:`entry` derives once the bounds an order is compared to:
+
+* **order size**: the quantity cap, the notional cap (the order's ``quantity x price`` is the
+  checks' own operation, in the caller's context, which the engine only fast-paths at 28
+  digits or more);
+* **price collar**: ``reference -/+ reference x collar``, exact. ``low <= price <= high`` is
+  exactly ``|price - reference| <= band``; the checks compare the difference rounded at 28+
+  digits to the same (exact) band, which rounding cannot push past it;
+* **position-type caps** (MAX_POSITION, CONCENTRATION, GROSS_EXPOSURE): one "room" per side,
+  the largest ``quantity + pending`` that passes them all. An order that does not grow the
+  absolute position passes them whatever its size, so that region is in the room too. The
+  checks compute the position after the fill and its value with up to four roundings at
+  28+ digits (each moves a value by at most 1e-27 of it); the room keeps a margin of 1e-20
+  of the caps and values involved, and is itself rounded down, so an order within it passes
+  the checks too. An order within 1e-20 of a cap simply goes to the full checks;
+* the quote's age window in microseconds, the account's open-order cap, the rate windows
+  and the duplicate window.
+
+An entry is ``None`` (full checks for every order on that symbol under that snapshot) when a
+check would refuse whatever the order (account value not positive, daily loss over its cap,
+the symbol restricted or not allowed, open orders at the cap, gross exposure not valuable),
+when there is no quote, or when a value that must be exact would round at 28 digits.
+
+Duplicates are keyed by :func:`duplicate_key`: the amounts as canonical strings (equal values
+give equal strings: ``1.50`` and ``1.5`` are the same order). Hashing a Decimal costs about
+1 µs (a modular power); its string costs a tenth of that.
 
 Market hours come from :meth:`MarketCalendar.open_span`: the answer holds until the next
 session boundary, so it is asked again only then, or when the calendar rebuilds a venue.
@@ -24,35 +40,31 @@ Any other calendar is asked on every order, as the full path does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from decimal import Context, Inexact, Rounded, getcontext
-from typing import TYPE_CHECKING, Any
+from decimal import ROUND_FLOOR, Context, Decimal, Inexact, Rounded
+from typing import Any
 
 from tradeguard.risk import checks, checks_flow
 from tradeguard.risk.calendar import CRYPTO, MarketCalendar
 from tradeguard.risk.checks import Check
 from tradeguard.risk.checks_flow import MarketCalendarProtocol, market_status
 from tradeguard.risk.limits import RiskLimits
-from tradeguard.risk.orders import Order, OrderType, Side
-from tradeguard.risk.state import EPOCH, ZERO, AccountState, TradingState, micros
-from tradeguard.risk.tracking import TRIM_MAX
-from tradeguard.risk.violations import OrderDecision
-
-if TYPE_CHECKING:
-    from threading import Lock
-
-    from tradeguard.risk.killswitch import KillSwitch
-    from tradeguard.risk.tracking import OrderTracker, Rates
+from tradeguard.risk.orders import Order
+from tradeguard.risk.state import ZERO, AccountState, micros
 
 _EXACT28 = Context(prec=28, traps=[Inexact, Rounded])  # raises rather than round
-_ACTIVE, _BUY, _MARKET = TradingState.ACTIVE, Side.BUY, OrderType.MARKET
-_FAR = 2**62  # an age window that never closes (microseconds)
-_NO_SPAN = (0, 0, -1)  # an empty span: ask the calendar
-_new = tuple.__new__
-_getcontext, _MIN_PRECISION = getcontext, 28
+_DOWN = Context(prec=60, rounding=ROUND_FLOOR)  # rooms: rounded towards refusing
+_MARGIN = Decimal("1e-20")
+_KEEP = 1 - _MARGIN
+INFINITE = Decimal("Infinity")
+"""An unset Decimal cap: nothing is above it."""
+NO_CAP = 2**62
+"""An unset count cap (and an age window that never closes, in microseconds)."""
+NO_SPAN = (0, 0, -1)
+"""An empty market-hours span: ask the calendar."""
 Entry = tuple[Any, ...]
-"""What :func:`entry` derives for one (snapshot, symbol); see there."""
+"""What :func:`entry` derives for one (snapshot, symbol); unpacked in ``RiskEngine.check``."""
 
 
 COVERED: frozenset[Check] = frozenset(
@@ -61,7 +73,7 @@ COVERED: frozenset[Check] = frozenset(
     for name in dir(module)
     if name.startswith("check_")
 )
-"""The checks this module does inline: a plan with any other check is not fast-pathed."""
+"""The checks the fast path does inline: a plan with any other check is not fast-pathed."""
 
 
 def covers(plans: Iterable[tuple[Check, ...]]) -> bool:
@@ -69,12 +81,32 @@ def covers(plans: Iterable[tuple[Check, ...]]) -> bool:
     return all(check in COVERED for plan in plans for check in plan)
 
 
-def entry(account: AccountState, limits: RiskLimits, symbol: str) -> Entry | None:
-    """The values one snapshot gives every order on ``symbol``, or None: full checks only.
+def canonical(amount: Decimal) -> str:
+    """``amount`` as a string equal amounts share (``1.50``, ``1.5`` and ``15E-1``: ``1.5``)."""
+    text = str(amount)
+    if "E" in text:
+        text = format(amount, "f")  # fixed point, every digit (exact)
+    if text[-1] == "0" and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
-    None when a check would refuse whatever the order (account value not positive, daily
-    loss over its cap, the symbol restricted or not allowed, gross exposure not valuable),
-    when there is no quote, or when a derived value would round at 28 digits.
+
+def duplicate_key(order: Order) -> tuple[object, ...]:
+    """What makes two orders "the same" for DUPLICATE_ORDER, cheap to hash."""
+    limit, stop = order.limit_price, order.stop_price
+    return (
+        order.account_id, order.symbol, order.side, canonical(order.quantity),
+        None if limit is None else canonical(limit), None if stop is None else canonical(stop),
+    )  # fmt: skip
+
+
+def entry(account: AccountState, limits: RiskLimits, symbol: str) -> Entry | None:
+    """The bounds one snapshot gives every order on ``symbol``, or None: full checks only.
+
+    (age_from, age_to, q_priced, q_market, max_quantity, max_notional, mark, low, high,
+    room_buy, room_sell, max_open, account_windows, symbol_windows, several, duplicate_us):
+    an order of at most ``q_priced`` (``q_market`` for a market order) passes the size checks
+    without multiplying; see the module for the rest.
     """
     quote = account.prices.get(symbol)
     if quote is None or account.account_value <= ZERO:
@@ -88,222 +120,169 @@ def entry(account: AccountState, limits: RiskLimits, symbol: str) -> Entry | Non
         return None
     if caps.gross is not None and account.unpriced:
         return None
-    mark, collar, age = quote.price, limits.price_collar, limits.quote_age_us
+    max_open = NO_CAP if limits.max_open_orders is None else limits.max_open_orders
+    if account.open_orders >= max_open:
+        return None
+    mark, collar, age, notional = (
+        quote.price,
+        limits.price_collar,
+        limits.quote_age_us,
+        (limits.max_order_notional),
+    )
+    max_quantity = INFINITE if limits.max_order_quantity is None else limits.max_order_quantity
     position = account.positions.get(symbol, ZERO)
     try:
-        before_abs = _EXACT28.abs(position)
-        band = None if collar is None else _EXACT28.multiply(mark, collar)
-        held = _EXACT28.multiply(before_abs, mark)
+        held = _EXACT28.multiply(_EXACT28.abs(position), mark)
+        low, high = -INFINITE, INFINITE
+        if collar is not None:
+            band = _EXACT28.multiply(mark, collar)
+            low, high = _EXACT28.subtract(mark, band), _EXACT28.add(mark, band)
+        bound = _position_bound(limits, account, mark, held)
     except ArithmeticError:
         return None
+    q_priced = q_market = max_quantity
+    if notional is not None:  # q x price <= notional x (1 - 1e-20): passes whatever rounds
+        keep = _DOWN.multiply(notional, _KEEP)
+        q_market = min(max_quantity, _DOWN.divide(keep, mark))
+        q_priced = ZERO if collar is None else min(max_quantity, _DOWN.divide(keep, high))
+    if bound is None:
+        room_buy = room_sell = INFINITE
+    else:
+        room_buy = _DOWN.subtract(bound, position)  # quantity + pending that stays within
+        room_sell = _DOWN.add(bound, position)
+        if position < ZERO:  # buying back up to twice the short never grows it
+            room_buy = max(room_buy, _DOWN.multiply(-2, position))
+        elif position > ZERO:
+            room_sell = max(room_sell, _DOWN.multiply(2, position))
+    account_windows, symbol_windows = limits.order_rate, limits.symbol_order_rate
+    at = quote.micros
     return (
-        mark, band, position, before_abs, held,
-        -_FAR if age is None else quote.micros - age, _FAR if age is None else quote.micros + age,
-        limits.max_order_quantity, limits.max_order_notional, limits.max_position_quantity,
-        limits.max_position_notional, caps.concentration, caps.gross, account.gross_exposure,
-        limits.max_open_orders, account.open_orders, limits.order_rate,
-        limits.symbol_order_rate, limits.duplicate_window_us,
-        len(limits.order_rate) > 1 or len(limits.symbol_order_rate) > 1,
+        -NO_CAP if age is None else at - age, NO_CAP if age is None else at + age,
+        q_priced, q_market, max_quantity, notional, mark, low, high, room_buy, room_sell,
+        max_open, account_windows, symbol_windows,
+        len(account_windows) > 1 or len(symbol_windows) > 1, limits.duplicate_window_us,
     )  # fmt: skip
 
 
-class FastPath:
-    """The fast path of one engine: its per-snapshot entries and market-hours spans."""
+def _position_bound(
+    limits: RiskLimits, account: AccountState, mark: Decimal, held: Decimal
+) -> Decimal | None:
+    """The largest |position after the fill| every position-type cap lets through (with the
+    margin, rounded down), or None when none is set."""
+    caps = account.caps(limits)
+    bounds: list[Decimal] = []
+    if limits.max_position_quantity is not None:
+        bounds.append(_DOWN.multiply(limits.max_position_quantity, _KEEP))
+    for value_cap in (limits.max_position_notional, caps.concentration):
+        if value_cap is not None:
+            bounds.append(_DOWN.divide(_DOWN.multiply(value_cap, _KEEP), mark))
+    if caps.gross is not None:
+        now = account.gross_exposure
+        slack = _DOWN.multiply(_MARGIN, caps.gross + now + held + 1)
+        room = _DOWN.subtract(_DOWN.add(_DOWN.subtract(caps.gross, now), held), slack)
+        bounds.append(_DOWN.divide(room, mark))
+    return min(bounds) if bounds else None
 
-    def __init__(
-        self,
-        limits: RiskLimits,
-        tracker: OrderTracker,
-        switch: KillSwitch,
-        calendar: MarketCalendarProtocol | None,
-        lock: Lock,
-    ) -> None:
-        self._limits = limits
-        self._account_windows = limits.order_rate
-        self._tracker = tracker
-        self._switch = switch
-        self._lock = lock
-        self._calendar = calendar
-        self._spans: Any = calendar if isinstance(calendar, MarketCalendar) else None
-        self._hours: dict[str, tuple[int, int, int]] = {}  # venue -> since, until, generation
-        self._snapshot: tuple[object, dict[str, Entry | None]] = (None, {})
 
-    def market_open(self, venue: str, now: datetime, now_us: int) -> bool:
-        """True only if the venue is surely open at ``now`` (anything else: ask the checks)."""
-        calendar = self._calendar
+class Hours:
+    """Market-hours spans per venue for one engine (asked again at each session boundary)."""
+
+    def __init__(self, calendar: MarketCalendarProtocol | None) -> None:
+        self.calendar = calendar
+        self.spans: Any = calendar if isinstance(calendar, MarketCalendar) else None
+        self.known: dict[str, tuple[int, int, int]] = {}  # venue -> since, until, generation
+
+    def span(self, venue: str, now: datetime, now_us: int) -> tuple[int, int] | None:
+        """(since, until) in microseconds around ``now_us`` during which ``venue`` is surely
+        open, or None (closed, or cannot tell: ask the checks)."""
+        calendar = self.calendar
         if calendar is None or venue == CRYPTO:
-            return True
+            return -NO_CAP, NO_CAP
         if not venue:
-            return False
-        spans = self._spans
-        if spans is None:
-            return market_status(calendar, venue, now) == (True, None)
-        span = self._hours.get(venue)
+            return None
+        spans = self.spans
+        if spans is None:  # a calendar that only answers is_open: asked again every order
+            surely = market_status(calendar, venue, now) == (True, None)
+            return (now_us, now_us + 1) if surely else None
+        span = self.known.get(venue)
         if span is not None and span[0] <= now_us < span[1] and span[2] == spans.generation:
-            return True
+            return span[0], span[1]
         generation = spans.generation
         try:
             answer, since, until = spans.open_span(venue, now)
         except Exception:
-            return False
-        if answer is not True:
-            return False
-        if since < until:
-            self._hours[venue] = (micros(since), micros(until), generation)
-        return True
+            return None
+        if answer is not True or not since <= now < until:
+            return None
+        found = (micros(since), micros(until), generation)
+        self.known[venue] = found
+        return found[0], found[1]
 
-    def entry_for(self, account: AccountState, symbol: str) -> Entry | None:
-        """The (snapshot, symbol) entry, derived on first use (call under the engine lock)."""
-        known, entries = self._snapshot
+
+class Entries:
+    """The entries of the latest account snapshot seen (call under the engine lock).
+
+    Entries are dropped (:meth:`invalidate`) when the trading state changes, when tracking
+    reaches a cap, and when the calendar publishes a (re)build; while trading is not ACTIVE
+    or tracking is full, none is made: every order goes to the full checks.
+    """
+
+    def __init__(
+        self,
+        limits: RiskLimits,
+        calendar: MarketCalendarProtocol | None,
+        ready: Callable[[], bool],
+        *,
+        enabled: bool,
+    ) -> None:
+        self.limits = limits
+        self.enabled = enabled
+        self.ready = ready
+        self.hours = Hours(calendar)
+        self.snapshot: tuple[object, dict[str, Entry]] = (None, {})
+        """(account, {symbol: entry}): what ``RiskEngine.check`` reads first."""
+        self._bases: tuple[object, dict[str, Entry | None]] = (None, {})
+        if isinstance(calendar, MarketCalendar):
+            calendar.watch(self.invalidate)
+
+    def invalidate(self) -> None:
+        """Forget every entry made (the next order on each symbol makes it again)."""
+        self.snapshot = (None, {})
+
+    def get(
+        self, account: object, symbol: str, venue: str, now: datetime, now_us: int
+    ) -> Entry | None:
+        """The entry for ``symbol`` on ``venue`` valid at ``now_us``, or None: full checks.
+
+        (venue, since, until, *what :func:`entry` gives after its age window): valid while
+        ``since <= now_us <= until`` (the quote fresh and the market surely open).
+        """
+        if not self.enabled or not isinstance(account, AccountState) or not self.ready():
+            return None
+        known, bases = self._bases
         if known is not account:
-            entries = {}
-            self._snapshot = (account, entries)
-        elif symbol in entries:
-            return entries[symbol]
-        try:
-            found = entry(account, self._limits.for_symbol(symbol), symbol)
-        except Exception:
-            found = None
+            bases = {}
+            self._bases = (account, bases)
+        if symbol in bases:
+            base = bases[symbol]
+        else:
+            try:
+                base = entry(account, self.limits.for_symbol(symbol), symbol)
+            except Exception:
+                base = None
+            if len(bases) < 4096:
+                bases[symbol] = base
+        if base is None:
+            return None
+        span = self.hours.span(venue, now, now_us)
+        if span is None:
+            return None
+        since, until = max(base[0], span[0]), min(base[1], span[1] - 1)
+        if not since <= now_us <= until:
+            return None
+        found = (venue, since, until, *base[2:])
+        entries = self.snapshot[1] if self.snapshot[0] is account else {}
         if len(entries) < 4096:
             entries[symbol] = found
+        self.snapshot = (account, entries)
         return found
-
-    def check(self, order: Order, account: object, now: datetime) -> OrderDecision | None:
-        """The approval, recorded, if every check passes; else None: run the full checks.
-
-        Records as :meth:`OrderTracker.record` does (inline: this is the hot path).
-        """
-        if type(account) is not AccountState:  # (the engine passes only an Order)
-            return None
-        if _getcontext().prec < _MIN_PRECISION:
-            return None  # the engine raises the precision, then comes back here
-        if type(now) is not datetime:
-            return None
-        try:
-            delta = now - EPOCH  # micros(now), without dividing timedeltas
-        except Exception:  # not an aware datetime: the full path refuses it, saying why
-            return None
-        now_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        (
-            symbol, side, quantity, kind, limit, stop, _tif, venue, client_order_id,
-            account_id, _strategy, reduce_only,
-        ) = order  # fmt: skip
-        if self._calendar is not None and venue != CRYPTO:
-            span = self._hours.get(venue, _NO_SPAN)  # only ever set for a MarketCalendar
-            if not span[0] <= now_us < span[1] or span[2] != self._spans.generation:
-                if not self.market_open(venue, now, now_us):
-                    return None
-        tracker = self._tracker
-        lock = self._lock
-        lock.acquire()  # cheaper than `with` on the hot path
-        try:
-            if self._switch.state is not _ACTIVE or reduce_only or tracker.full is not None:
-                return None
-            known, entries = self._snapshot
-            found = entries.get(symbol) if known is account else None
-            if found is None:
-                found = self.entry_for(account, symbol)
-                if found is None:
-                    return None
-            (
-                mark, band, position, before_abs, held, age_from, age_to, max_quantity,
-                max_notional, max_position, max_value, max_share, max_gross, gross_now,
-                max_open, open_elsewhere, account_windows, symbol_windows, duplicate_us, several,
-            ) = found  # fmt: skip
-            open_orders = tracker.open
-            open_count = tracker.open_count
-            try:  # an exception (a context that traps, say): the full checks say what happened
-                if client_order_id in open_orders or not age_from <= now_us <= age_to:
-                    return None
-                if max_quantity is not None and quantity > max_quantity:
-                    return None
-                price = mark if kind is _MARKET else limit if limit is not None else stop
-                if max_notional is not None and price is not None:
-                    if quantity * price > max_notional:
-                        return None
-                if band is not None and kind is not _MARKET:
-                    if limit is not None and abs(limit - mark) > band:
-                        return None
-                    if stop is not None and abs(stop - mark) > band:
-                        return None
-                count = open_count.get(account_id, 0)
-                if max_open is not None:
-                    if (count if count > open_elsewhere else open_elsewhere) >= max_open:
-                        return None
-                side_key = (account_id, symbol, side)
-                wanted = quantity + tracker.pending.get(side_key, ZERO)
-                after = position + wanted if side is _BUY else position - wanted
-                after_abs = abs(after)
-                if after_abs > before_abs:  # it grows: the position-type checks apply
-                    if max_position is not None and after_abs > max_position:
-                        return None
-                    value = after_abs * mark
-                    if max_value is not None and value > max_value:
-                        return None
-                    if max_share is not None and value > max_share:
-                        return None
-                    if max_gross is not None:
-                        gross = gross_now + value
-                        if before_abs:
-                            gross -= held
-                        if gross > max_gross:
-                            return None
-                # a rate window is full when it holds its limit of times, all younger than it
-                account_rates = tracker.account_rates.get(account_id) if account_windows else None
-                if account_rates is not None:
-                    times = account_rates[0]
-                    if len(times) == times.maxlen and times[0] > now_us - times.span:
-                        return None
-                    if several and _any_full(account_rates, now_us):
-                        return None
-                symbol_rates = tracker.symbol_rates.get(symbol) if symbol_windows else None
-                if symbol_rates is not None:
-                    times = symbol_rates[0]
-                    if len(times) == times.maxlen and times[0] > now_us - times.span:
-                        return None
-                    if several and _any_full(symbol_rates, now_us):
-                        return None
-                same = (account_id, symbol, side, quantity, limit, stop)
-                duplicates = tracker.duplicates
-                seen = duplicates.get(same)
-                if seen is not None and duplicate_us is not None:
-                    elapsed = now_us - seen
-                    if -duplicate_us < elapsed < duplicate_us:
-                        return None
-            except Exception:
-                return None
-            # approved: record it, exactly as OrderTracker.record does
-            if not client_order_id:
-                client_order_id = tracker.next_id()
-            tracker.approved += 1
-            open_orders[client_order_id] = (account_id, symbol, side, quantity)
-            open_count[account_id] = count + 1
-            tracker.pending[side_key] = wanted
-            if account_windows:
-                if account_rates is None:
-                    account_rates = tracker.new_rates(True, account_id, account_windows)
-                account_rates[0].append(now_us)
-                if several:
-                    for times in account_rates[1:]:
-                        times.append(now_us)
-            if symbol_windows:
-                if symbol_rates is None:
-                    symbol_rates = tracker.new_rates(False, symbol, symbol_windows)
-                symbol_rates[0].append(now_us)
-                if several:
-                    for times in symbol_rates[1:]:
-                        times.append(now_us)
-            if tracker.duplicate_horizon_us:
-                duplicates[same] = now_us
-                tracker.expiry.append((now_us, same))
-            tracker.until_trim -= 1
-            if tracker.until_trim <= 0:
-                tracker.prune(now_us, TRIM_MAX)
-        finally:
-            lock.release()
-        return _new(OrderDecision, (True, (), order, client_order_id))
-
-
-def _any_full(rates: Rates, now_us: int) -> bool:
-    """Whether any of ``rates`` holds its limit of times, all younger than its length."""
-    return any(len(t) == t.maxlen and t[0] > now_us - t.span for t in rates)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -141,7 +142,9 @@ class KillSwitch:
         self._lock = threading.Lock()
         self.status = TradingStatus(TradingState.ACTIVE, "initial state", "system")
         self.state = TradingState.ACTIVE
-        """The current state (read on every order: a plain attribute)."""
+        """The current state (a plain attribute)."""
+        self.watchers: list[Callable[[], object]] = []
+        """Called after every change of state (the engine drops what it derived from it)."""
         if store is not None:
             try:
                 loaded = store.load()
@@ -159,6 +162,8 @@ class KillSwitch:
     def _apply(self, status: TradingStatus) -> None:
         self.status = status
         self.state = status.state
+        for watcher in self.watchers:
+            watcher()
 
     def refresh(self) -> TradingStatus:
         """Re-read the stored state (another process may have changed it)."""

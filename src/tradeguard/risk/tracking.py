@@ -5,8 +5,10 @@
   the longest window are dropped: each trim looks at the 4 oldest-inserted keys, drops the
   idle ones and moves the others to the back (no reordering on every approval).
 * Duplicates: the last approval time of each (account, symbol, side, quantity, prices),
-  dropped once older than the longest duplicate window (a queue of (time, key) in the
-  order recorded says which to drop: no ordered dict to keep up on every approval).
+  in two generations: the current one, and the one before it. Every ``H`` (the longest
+  duplicate window) the current generation becomes the older one and the older one is
+  dropped, 64 entries per trim (no call stalls on freeing a generation), so an approval
+  younger than ``H`` is always in one of the two, and nothing older than ``3 H`` is kept.
 * Open orders: approved and neither filled nor cancelled, with their remaining quantity,
   a count per account and the pending quantity per (account, symbol, side).
 * A positions view: net filled quantity per (account, symbol), from ``fill``.
@@ -21,8 +23,9 @@ engine then prunes everything expired and, if still full, refuses new orders
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from decimal import Decimal
+from itertools import islice
 
 from tradeguard.risk.limits import RateWindow, RiskLimits
 from tradeguard.risk.orders import Side
@@ -31,7 +34,7 @@ from tradeguard.risk.state import ZERO
 Rates = tuple["_Times", ...]
 OpenOrder = tuple[str, str, Side, Decimal]
 """(account, symbol, side, remaining quantity) of an open order."""
-_TRIM_EVERY = 16  # approvals between two trims
+TRIM_EVERY = 15  # a trim when approved & TRIM_EVERY == 0: every 16 approvals
 TRIM_MAX = 64  # expired entries one trim drops per table at most (the rest go next time)
 _ROTATE = 4  # rate keys one trim looks at, per table
 
@@ -57,8 +60,11 @@ class OrderTracker:
         self.account_rates: OrderedDict[str, Rates] = OrderedDict()
         self.symbol_rates: OrderedDict[str, Rates] = OrderedDict()
         self.duplicates: dict[Hashable, int] = {}
-        self.expiry: deque[tuple[int, Hashable]] = deque()
-        """(time, key) of each duplicate recorded, oldest first: what to drop when."""
+        """The current generation of duplicates: key -> last approval time (microseconds)."""
+        self.older: dict[Hashable, int] = {}
+        """The generation before it (keys approved again since are in both; look here second)."""
+        self._dying: dict[Hashable, int] = {}  # the generation before that, being dropped
+        self.rotate_at: int | None = None  # when the current generation becomes the older
         self.open: dict[str, OpenOrder] = {}
         self.open_count: dict[str, int] = {}
         self.pending: dict[tuple[str, str, Side], Decimal] = {}
@@ -66,7 +72,8 @@ class OrderTracker:
         self.approved = 0
         self.full: str | None = None
         """Why new orders cannot be tracked, or None."""
-        self.until_trim = _TRIM_EVERY
+        self.on_full: Callable[[], object] | None = None
+        """Called whenever a prune finds a cap reached (the engine's fast path stands down)."""
         self._sequence = 0
 
     def next_id(self) -> str:
@@ -107,9 +114,7 @@ class OrderTracker:
                 times.append(now_us)
         if self.duplicate_horizon_us:
             self.duplicates[duplicate_key] = now_us
-            self.expiry.append((now_us, duplicate_key))
-        self.until_trim -= 1
-        if self.until_trim <= 0:
+        if not self.approved & TRIM_EVERY:
             self.prune(now_us, TRIM_MAX)
 
     def new_rates(self, accounts: bool, key: str, windows: tuple[RateWindow, ...]) -> Rates:
@@ -118,11 +123,14 @@ class OrderTracker:
         (self.account_rates if accounts else self.symbol_rates)[key] = rates
         return rates
 
+    def last_seen(self, duplicate_key: Hashable) -> int | None:
+        """When the same order was last approved (if within the horizon kept)."""
+        seen = self.duplicates.get(duplicate_key)
+        return self.older.get(duplicate_key) if seen is None else seen
+
     def prune(self, now_us: int, at_most: int | None = None) -> None:
         """Drop what no window can see any more (``at_most`` entries per table, oldest
         first, if given); set or clear ``full``."""
-        self.until_trim = _TRIM_EVERY
-        budget = -1 if at_most is None else at_most
         horizon = now_us - self.rate_horizon_us
         for table in (self.account_rates, self.symbol_rates):
             # oldest-created first: an idle key is dropped, a key still in use goes to the
@@ -133,24 +141,43 @@ class OrderTracker:
                 if rates[0] and rates[0][-1] > horizon:
                     table[key] = rates  # still in use
                 left -= 1
-        cutoff = now_us - self.duplicate_horizon_us
-        duplicates, expiry = self.duplicates, self.expiry
-        left = budget
-        while expiry and left and expiry[0][0] <= cutoff:
-            at, same = expiry.popleft()
-            current = duplicates.pop(same, at)
-            if current != at:  # approved again since: keep the newer time
-                duplicates[same] = current
-            left -= 1
+        self._rotate(now_us, at_most)
         self.full = self._full_reason()
+        if self.full is not None and self.on_full is not None:
+            self.on_full()
+
+    def _rotate(self, now_us: int, at_most: int | None) -> None:
+        """Start a new generation of duplicates when the current one is ``H`` old."""
+        window = self.duplicate_horizon_us
+        if self.rotate_at is None:
+            self.rotate_at = now_us + window
+        elif now_us >= self.rotate_at:
+            expired = [self.older]
+            if now_us >= self.rotate_at + window:  # idle that long: the current one expired too
+                expired.append(self.duplicates)
+                self.duplicates = {}
+            self.older, self.duplicates = self.duplicates, {}
+            for generation in expired:
+                if self._dying:
+                    self._dying.update(generation)
+                else:
+                    self._dying = generation
+            self.rotate_at = now_us + window
+        dying = self._dying
+        if dying:
+            if at_most is None or len(dying) <= at_most:
+                dying.clear()
+            else:  # drop a slice of it, in C (no Python loop per entry)
+                deque(map(dying.__delitem__, list(islice(dying, at_most))), 0)
 
     def _full_reason(self) -> str | None:
         if len(self.open) >= self.max_open_orders:
             return f"{len(self.open)} open orders tracked (cap {self.max_open_orders})"
         if len(self.account_rates) >= self.max_keys or len(self.symbol_rates) >= self.max_keys:
             return f"rate windows for {self.max_keys} keys are all in use"
-        if len(self.duplicates) >= self.max_duplicates:
-            return f"{len(self.duplicates)} recent orders tracked for duplicates (cap)"
+        duplicates = len(self.duplicates) + len(self.older)
+        if duplicates >= self.max_duplicates:
+            return f"{duplicates} recent orders tracked for duplicates (cap)"
         return None
 
     def fill(self, client_order_id: str, quantity: Decimal) -> bool:
@@ -212,7 +239,7 @@ class OrderTracker:
                 for r in t.values()
                 for d in r
             ),
-            "duplicates": len(self.duplicates),
+            "duplicates": len(self.duplicates) + len(self.older),
             "open_orders": len(self.open),
             "pending_keys": len(self.pending),
             "positions": len(self.positions),
@@ -220,11 +247,12 @@ class OrderTracker:
 
 
 class _Times(deque[int]):
-    """The latest approval times for one rate window: at most ``limit`` (its ``maxlen``),
-    and the window's length in microseconds (``span``)."""
+    """The latest approval times for one rate window: at most ``limit`` (also its
+    ``maxlen``), and the window's length in microseconds (``span``)."""
 
-    __slots__ = ("span",)
+    __slots__ = ("limit", "span")
 
     def __init__(self, window: RateWindow) -> None:
         super().__init__((), window.limit)
+        self.limit = window.limit
         self.span = window.micros
