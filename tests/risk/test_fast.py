@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, Inexact, localcontext
+from decimal import (
+    ROUND_05UP,
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    Decimal,
+    Inexact,
+    localcontext,
+)
 from typing import Any
 
 import pytest
@@ -24,7 +32,7 @@ from tradeguard.risk import (
 )
 from tradeguard.risk import engine as engine_module
 from tradeguard.risk.calendar import MarketCalendar
-from tradeguard.risk.fast import duplicate_key
+from tradeguard.risk.fast import canonical, duplicate_key
 from tradeguard.risk.state import micros
 
 NOW = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
@@ -224,3 +232,92 @@ def test_fast_path_when_calendar_rebuilds_then_spans_are_asked_again() -> None:
     decision = engine.check(order.replace(client_order_id="late"), late)
     assert calendar.generation > generation
     assert decision.approved is calendar.is_open("XNYS", clock.now())
+
+
+MODES = [None, (28, ROUND_HALF_EVEN), (28, ROUND_CEILING), (28, ROUND_05UP), (50, ROUND_FLOOR)]
+
+
+@st.composite
+def edges(draw: st.DrawFn) -> tuple[RiskLimits, AccountState, list[Order]]:
+    """Orders of many digits against one cap set at, a hair over or a hair under what they
+    need: the bounds the fast path derives must never let through what the checks refuse."""
+    places = draw(st.sampled_from([2, 8, 20]))
+
+    def number(low: str, high: int) -> Decimal:
+        value = draw(st.decimals(min_value=Decimal(low), max_value=high, places=places))
+        assert value.is_finite()
+        return value
+
+    mark, held = number("0.001", 10**6), number("-100000", 100_000)
+    side = draw(st.sampled_from(list(Side)))
+    quantities = [number("0.000001", 100_000) for _ in range(draw(st.integers(1, 2)))]
+    quantities = [q for q in quantities if q > 0] or [Decimal(1)]
+    collar = draw(st.sampled_from([None, Decimal("0.05"), Decimal("0.0123456789")]))
+    price = mark if collar is None else mark * (1 + collar * draw(st.sampled_from([-1, 1])))
+    nudge = draw(st.sampled_from([0, Decimal("1e-30"), Decimal("-1e-30"), Decimal("1e-12"), -1]))
+    price = price + nudge if collar is not None and price + nudge > 0 else price
+    with localcontext() as exact:
+        exact.prec = 120
+        wanted = sum(quantities, Decimal(0))
+        after = held + wanted if side is Side.BUY else held - wanted
+        value = abs(after) * mark
+        cap = draw(st.sampled_from(["position", "value", "share", "gross", "notional"]))
+        edge = {"position": abs(after), "notional": quantities[0] * price}.get(cap, value) + nudge
+        edge = edge if edge > 0 else Decimal("0.000001")
+        equity = Decimal(10**12)
+        if cap in ("share", "gross"):
+            equity = edge / Decimal("0.25")
+    limits = RiskLimits(
+        max_order_quantity=None, max_order_notional=edge if cap == "notional" else None,
+        max_position_quantity=edge if cap == "position" else None,
+        max_position_notional=edge if cap == "value" else None,
+        max_concentration="0.25" if cap == "share" else None,
+        max_gross_exposure="0.25" if cap == "gross" else None,
+        price_collar=collar, max_quote_age=None, order_rate="off", symbol_order_rate="off",
+        duplicate_window=None, max_open_orders=None, max_daily_loss_fraction=None,
+    )  # fmt: skip
+    account = AccountState(
+        account_value=equity, positions={"AAPL": held}, prices={"AAPL": Quote(mark, NOW)}
+    )
+    orders = [
+        Order("AAPL", side, q, OrderType.LIMIT, price, client_order_id=f"e{i}")
+        for i, q in enumerate(quantities)
+    ]
+    return limits, account, orders
+
+
+@settings(max_examples=400, deadline=None)
+@given(edges(), st.sampled_from(MODES))
+def test_fast_path_when_caps_at_the_edge_then_same_decisions_as_full_checks(
+    scenario: tuple[RiskLimits, AccountState, list[Order]], mode: tuple[int, str] | None
+) -> None:
+    limits, account, orders = scenario
+    clock = FixedClock(NOW)
+    fast, full = pair(limits, clock)
+    with localcontext() as context:
+        if mode is not None:
+            context.prec, context.rounding = mode
+        for order in orders:
+            same(fast.check(order, account), full.check(order, account))
+            assert state(fast) == state(full)
+
+
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [("1.50", "1.5"), ("10", "1E+1"), ("0.00000010", "1E-7"), ("100.0", "100"), ("7", "7.000")],
+)
+def test_duplicate_when_same_amount_written_differently_then_refused(
+    first: str, again: str
+) -> None:
+    clock = FixedClock(NOW)
+    account = AccountState(account_value=10**7, prices={"AAPL": Quote(100, NOW)})
+    for field in ("quantity", "limit_price"):
+        engine = RiskEngine(RiskLimits(duplicate_window=2, price_collar=None), clock=clock)
+        base = Order("AAPL", Side.BUY, Decimal(3), OrderType.LIMIT, Decimal(100))
+        one, two = (base.replace(**{field: Decimal(text)}) for text in (first, again))
+        assert engine.check(one.replace(client_order_id="x1"), account).approved
+        decision = engine.check(two.replace(client_order_id="x2"), account)
+        assert decision.codes == ("DUPLICATE_ORDER",), field
+    assert canonical(Decimal(first)) == canonical(Decimal(again))
+    assert canonical(Decimal("1.05")) != canonical(Decimal("1.5"))
+    assert canonical(Decimal("100")) != canonical(Decimal("10"))
