@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tradeguard.guard import cmdi, sqli, sqli_lexer, traversal, xss
 from tradeguard.guard import inspect as guard_inspect
 from tradeguard.guard.normalize import TOO_COMPLEX, decode
-from tradeguard.guard.prefilter import alnum, inert_marks
+from tradeguard.guard.prefilter import FULL, SAFE, SQL_ONLY, alnum, classify, inert_marks
 
 CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
 
@@ -96,6 +96,97 @@ def test_validate_when_path_field_then_same_threats_as_ungated_pipeline(value: s
 def test_prefilter_when_it_passes_then_ungated_pipeline_finds_nothing(value: str) -> None:
     if value.isascii() and (alnum(value) if value.isalnum() else inert_marks(value)):
         assert reference(value) == []
+
+
+QUOTE_PIECES = [
+    "'",
+    '"',
+    "''",
+    '""',
+    "-",
+    "+",
+    "*",
+    "/",
+    "!",
+    " ",
+    "  ",
+    ",",
+    ".",
+    "@",
+    "$",
+    "or",
+    "OR",
+    "and",
+    "xor",
+    "not",
+    "in",
+    "div",
+    "mod",
+    "like",
+    "is",
+    "null",
+    "x",
+    "a1",
+    "_b",
+    "1",
+    "0",
+    "1.5",
+    ".5",
+    "1e3",
+    "(",
+    ")",
+    "917",
+    "?",
+    "{",
+    "]",
+]
+QUOTED = st.lists(st.sampled_from(QUOTE_PIECES), max_size=12).map("".join)
+"""Values around the quote-break and parenthesis refinements of :func:`classify`."""
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(SHAPED, QUOTED))
+def test_classify_when_safe_or_sql_only_then_only_sql_can_fire(value: str) -> None:
+    if not value.isascii() or value.isalnum():
+        return
+    shape = classify(value)
+    found = reference(value)
+    if shape == SAFE:
+        assert found == []
+    elif shape == SQL_ONLY:
+        assert {kind for kind, _ in found} <= {"sql_injection", "size"}
+    assert verdict(value) == found
+
+
+@pytest.mark.parametrize(
+    ("value", "shape", "flagged"),
+    [
+        ("a'-'b", SQL_ONLY, True),
+        ("x' or 'y", SQL_ONLY, True),
+        ('1/4"-1/2" WIDE RIBBON', SQL_ONLY, False),
+        ("I'M AFRAID SO. YOU'RE ENTIRELY BONKERS", SAFE, False),
+        ("KNICKIN' AND KNACKIN' SEE WHAT ONFIRE'S PACKIN' FOR", SQL_ONLY, False),
+        ('\'-"8 TRACK" PLAYER', SAFE, False),
+        ("o''neil' - 'x", SQL_ONLY, True),
+        ("A IS FOR ADORABLE", SQL_ONLY, False),
+        ("1 union select null", SQL_ONLY, True),
+        ("1 or true", SAFE, False),
+        ("x' or 1 is null or 'y", SQL_ONLY, True),
+        (" 1 (917) 666-0987", SAFE, False),
+        ("(1)", SAFE, False),
+        ("1 (x)", FULL, False),
+        ("$(/1)", FULL, True),
+        ("'(1)'-'1'", FULL, False),
+        ("ping -n 3 1.2.3.4", FULL, True),
+        ("web .htaccess", FULL, True),
+    ],
+)
+def test_classify_when_edge_values_then_shape_and_verdict(
+    value: str, shape: int, flagged: bool
+) -> None:
+    assert classify(value) == shape
+    assert verdict(value) == reference(value)
+    assert bool(reference(value)) == flagged
 
 
 @pytest.mark.parametrize("word", VOCABULARY)

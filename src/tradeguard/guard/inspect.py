@@ -31,7 +31,7 @@ from typing import Final
 from tradeguard.guard import cmdi, controls, sqli, traversal, xss
 from tradeguard.guard.controls import harmful_control
 from tradeguard.guard.normalize import TOO_COMPLEX, decode
-from tradeguard.guard.prefilter import alnum, inert_marks
+from tradeguard.guard.prefilter import SAFE, SQL_ONLY, alnum, classify
 
 __all__ = [
     "COMMAND_INJECTION",
@@ -235,15 +235,37 @@ def validate_input(
             safe=False,
             threats=(Threat(SIZE, "too_long", f"{size} characters; the limit is {max_chars}"),),
         )
-    path_field = field is not None and traversal.is_path_field(field)
-    if not path_field and size <= _FAST_PATH_CHARS and value.isascii():
-        if value.isalnum():
-            if value.isdigit() or alnum(value):
-                return _SAFE
-        elif inert_marks(value):
-            return _SAFE
-    threats = _scan(value, path_field)
+    if size <= _FAST_PATH_CHARS and value.isascii():
+        if field is None or not traversal.is_path_field(field):
+            if value.isalnum():
+                if value.isdigit():
+                    return _SAFE
+                low = value.lower()
+                if ("0x" not in low and "backup" not in low and low[:2] != "on") or alnum(value):
+                    return _SAFE
+            else:
+                shape = classify(value)
+                if shape == SAFE:
+                    return _SAFE
+                if shape == SQL_ONLY:
+                    return _sql_only(value)
+            return _verdict(_scan(value, False))
+        return _verdict(_scan(value, True))
+    return _verdict(_scan(value, field is not None and traversal.is_path_field(field)))
+
+
+def _verdict(threats: list[Threat]) -> InputVerdict:
     return InputVerdict(safe=False, threats=tuple(threats)) if threats else _SAFE
+
+
+def _sql_only(value: str) -> InputVerdict:
+    """The verdict on a value the pre-filter proved inert to every detector but SQL's."""
+    rule = sqli.detect_sqli(value)
+    if rule is None:
+        return _SAFE
+    if rule == TOO_COMPLEX:
+        return InputVerdict(safe=False, threats=(_TOO_COMPLEX_THREAT,))
+    return InputVerdict(safe=False, threats=(Threat(SQL_INJECTION, rule, sqli.RULES[rule]),))
 
 
 def sanitize_text(value: str, *, max_length: int = 4096) -> str:

@@ -24,9 +24,24 @@ The proof for an ASCII value made only of letters, digits and the inert marks
 - SQL injection: with no ``( ; = < > # |``, no comment (``--``, ``/*``), no ``@@`` and no
   hex literal (``0x``), an unquoted value yields only words, numbers, ``,``/``.`` and the
   arithmetic operators ``- / + * !``; no rule fires on those without one of the words in
-  :data:`_WORDS` (``UNION SELECT``, ``ORDER BY 1``, ``x IS NULL``, ``BACKUP`` ...). A
-  quote opens the break-out contexts, where an operator after the quote (``a'-'b``) or a
-  boolean word (``x' AND 'y``) is enough: those need the full scan too.
+  :data:`_SQL_WORDS` (``UNION SELECT``, ``ORDER BY 1``, ``x IS NULL``, ``BACKUP`` ...). A
+  quote opens the break-out contexts; among inert marks the only rule that needs no such
+  word there is the operator break (``a'-'b``, ``x' OR 'y``), and it needs the context's
+  first string to close, an operator (``- + * / !``) or ``OR``/``AND``/``XOR``/``NOT``/
+  ``DIV``/``MOD``/``IN`` right after it, and another quote of the same kind later
+  (:func:`_quote_break`; a doubled quote stays inside the string, and without ``\\``
+  both escape styles lex alike). A boolean word elsewhere needs a comparison, a call, a
+  sub-select or a comment to join, none of which exists here.
+
+Parentheses are inert too in a value with no letters, no quote and no ``$`` (``1 (917)
+666-0987``): with no word there is no function call, keyword, tag, scheme, sink or
+command, a ``(`` can only open a group of numbers (SQL's conditional rule wants a
+comparison inside), and no ``$(`` substitution exists.
+
+:func:`classify` also says when *only* the SQL detector could fire (``SQL_ONLY``: the
+obstacle is a SQL word or a quote break, everything else is proven inert); the caller
+then runs :func:`~tradeguard.guard.sqli.detect_sqli` alone on the value, which decoding
+leaves as it is.
 
 A value that is one run of ASCII letters and digits (:func:`alnum`) is a single SQL word
 (after an optional number), so only a hex spelling (``0x2e``), an event-handler name and
@@ -40,28 +55,35 @@ from typing import Final
 
 from tradeguard.guard.xss import handler_name
 
-__all__ = ["alnum", "inert_marks"]
+__all__ = ["FULL", "SAFE", "SQL_ONLY", "alnum", "classify", "inert_marks"]
+
+SAFE: Final = 0
+"""No detector can fire."""
+SQL_ONLY: Final = 1
+"""Only the SQL detector can fire (on the value itself: decoding leaves it unchanged)."""
+FULL: Final = 2
+"""Not proven: decode and run every detector."""
 
 _INERT: Final = " ,.@_?-/'\"+*!$]{}0123456789"
 _FOLD: Final = bytes(
     (byte | 0x20)
     if chr(byte).isascii() and chr(byte).isalpha()
-    else (0x20 if chr(byte) in _INERT else 0)
+    else (0x20 if chr(byte) in _INERT else 0x0B if chr(byte) in "()" else 0)
     for byte in range(256)
 )
-"""Lower-case ASCII letters; digits, spaces and inert marks become spaces; anything else 0."""
+"""Lower-case ASCII letters; digits, spaces and inert marks become spaces, parentheses a
+vertical tab (a separator too, told apart by its code); anything else 0."""
 
-_WORDS: Final = frozenset(
+_SQL_WORDS: Final = frozenset(
     word.encode()
     for word in """union select order group having where procedure into limit waitfor exec
     execute declare drop insert delete update truncate create backup exists like rlike
-    regexp between is sounds case xp sp ifs ini htaccess htpasswd config""".split()
+    regexp between is sounds case xp sp""".split()
 )
-"""Letter runs that can complete a rule among inert marks: SQL statements, clauses and
-comparison words (``xp``/``sp`` for ``xp_cmdshell``/``sp_oacreate``), ``$IFS``, and the
-sensitive file names."""
-_QUOTE_WORDS: Final = _WORDS | {b"or", b"and", b"xor"}
-"""After a quote, a boolean word alone can break out (``x' OR 'y``)."""
+"""Letter runs that can complete a SQL rule among inert marks: statements, clauses and
+comparison words (``xp``/``sp`` for ``xp_cmdshell``/``sp_oacreate``)."""
+_WORDS: Final = _SQL_WORDS | frozenset(b"ifs ini htaccess htpasswd config".split())
+"""... and those of the other detectors: ``$IFS`` and the sensitive file names."""
 _PATH_WORDS: Final = _WORDS | frozenset(
     b"etc proc sys var usr bin sbin boot root windows winnt ssh aws".split()
 )
@@ -72,7 +94,10 @@ _TOOL_HEADS: Final = frozenset(
 )
 """First letter run of every tool :mod:`~tradeguard.guard.cmdi` flags when it starts the
 value with arguments (``python3`` starts with ``python``)."""
-_QUOTE_OPERATORS: Final = re.compile(r"[-/+*!]")
+_OPENERS: Final = frozenset("or and xor not div mod in".split())
+"""Words that can open an operator break right after a closing quote (besides the
+comparison words, which are in :data:`_SQL_WORDS`)."""
+_LEXEME: Final = re.compile(r"[a-z_][\w$]*+", re.IGNORECASE)
 
 
 def alnum(value: str) -> bool:
@@ -85,16 +110,26 @@ def alnum(value: str) -> bool:
 
 def inert_marks(value: str) -> bool:
     """``value`` (ASCII) has only letters, digits and inert marks, in no shape a rule uses."""
+    return classify(value) == SAFE
+
+
+def classify(value: str) -> int:
+    """:data:`SAFE`, :data:`SQL_ONLY` or :data:`FULL` for an ASCII ``value``."""
     folded = value.encode().translate(_FOLD)
     if 0 in folded:
-        return False
+        return FULL
     words = folded.split()
+    if 11 in folded and (words or "'" in value or '"' in value or "$" in value):
+        return FULL  # parentheses, with a word, a quote or a $ (see the module docstring)
+    sql = False
     if not _WORDS.isdisjoint(words):
-        return False
+        if not _SQL_WORDS.issuperset(_WORDS.intersection(words)):
+            return FULL
+        sql = True
     if words:
         head = words[0]
         if head in _TOOL_HEADS or (head[:2] == b"on" and handler_name(value)):
-            return False
+            return FULL
     if (
         "--" in value
         or ".." in value
@@ -104,9 +139,29 @@ def inert_marks(value: str) -> bool:
         or "0X" in value
         or ("+" in value and "+ad" in value.lower())
     ):
-        return False
-    if ("'" in value or '"' in value) and (
-        _QUOTE_OPERATORS.search(value) is not None or not _QUOTE_WORDS.isdisjoint(words)
+        return FULL
+    if "/" in value and not _PATH_WORDS.isdisjoint(words):
+        return FULL
+    if not sql and (
+        ("'" in value and _quote_break(value, "'")) or ('"' in value and _quote_break(value, '"'))
     ):
+        sql = True
+    return SQL_ONLY if sql else SAFE
+
+
+def _quote_break(value: str, quote: str) -> bool:
+    """The ``quote`` context of an inert ``value`` could end in an operator break: its
+    first string closes (a doubled quote stays inside it), an operator or an opener word
+    follows, and another ``quote`` comes later."""
+    close = value.find(quote)
+    while close >= 0 and value.startswith(quote, close + 1):
+        close = value.find(quote, close + 2)
+    if close < 0:
+        return False  # the string never closes: nothing is injected
+    rest = value[close + 1 :].lstrip(" ")
+    if not rest or quote not in rest:
         return False
-    return "/" not in value or _PATH_WORDS.isdisjoint(words)
+    if rest[0] in "-+*/!":
+        return True
+    word = _LEXEME.match(rest)
+    return word is not None and word.group().lower() in _OPENERS

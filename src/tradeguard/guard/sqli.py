@@ -27,6 +27,7 @@ from tradeguard.guard.normalize import TOO_COMPLEX
 from tradeguard.guard.sqli_lexer import (
     ALWAYS_FUNCS,
     BOOL_OPS,
+    COMPARE_OPS,
     COMPARE_WORDS,
     INFO_FUNCS,
     LITERAL_WORDS,
@@ -265,6 +266,20 @@ def _analyse(tokens: Sequence[Token], start: int, quote: str) -> str | None:
     literal_compare = False
     for j in range(start, n):
         kind, text = tokens[j]
+        # Skip, cheaply, the tokens no rule starts from: plain words, literals, other marks.
+        if kind == "w":
+            if text not in _RULE_WORDS:
+                if "_" in text and text.startswith(("xp_", "sp_oa")):
+                    return "dangerous_function"
+                continue
+        elif kind == "p":
+            if text != ";" and text != "(":
+                continue
+        elif kind == "o":
+            if text not in _RULE_OPERATORS:
+                continue
+        elif kind in "nsuxc":
+            continue
         first = j == start or (j == start + 1 and tokens[start][1] == "(")
         if kind in "wo" and text in BOOL_OPS:
             has_bool = True
@@ -315,6 +330,17 @@ def _analyse(tokens: Sequence[Token], start: int, quote: str) -> str | None:
     if broke and _operator_break(tokens, _skip_closing(tokens, start), quote):
         return "operator_break"
     return None
+
+
+_RULE_WORDS: Final = (
+    BOOL_OPS
+    | STATEMENT_STARTS
+    | {"union", "waitfor", "select", "case"}
+    | {"order", "group", "having", "where", "procedure", "into", "limit"}
+)
+"""The words :func:`_analyse` starts a rule from (besides ``xp_``/``sp_oa`` names)."""
+_RULE_OPERATORS: Final = BOOL_OPS | COMPARE_OPS
+"""The operators it starts one from (a boolean joint, a comparison of literals)."""
 
 
 def _sql_argument(tokens: Sequence[Token], i: int) -> bool:

@@ -54,7 +54,20 @@ _TOKEN_STD = re.compile(
     re.VERBOSE,
 )
 _OPERATORS: Final = frozenset("= < > ! | & ^ ~ + - * / % : <=> <> != <= >= || && :: :=".split())
-_SINGLE: Final = {char: "p" for char in "(),;."} | {char: "o" for char in "=<>!|&^~+-*/%:"}
+_FIXED: Final[dict[str, tuple[str, str]]] = {char: ("p", char) for char in "(),;."} | {
+    op: ("o", op) for op in _OPERATORS
+}
+"""The token of every punctuation mark and operator lexeme."""
+_FIRST: Final[dict[str, str]] = (
+    {char: "w" for char in "abcdefghijklmnopqrstuvwxyz_`"}
+    | {char: "n" for char in "0123456789"}
+    | {"@": "v", "'": "q", '"': "q", ".": ".", "/": "c", "-": "c", "#": "c", "*": "c"}
+    | {char: " " for char in " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x00"}
+)
+"""Token kind by a lexeme's first (lower-case ASCII) character, for lexemes not in
+:data:`_FIXED`: w word, n number, v variable, q quoted, c comment (or its ``/*!``/``*/``
+delimiters), ``.`` a number such as ``.5``, a space for whitespace and NUL (skipped); any
+other character is read by :func:`tokenize` itself."""
 
 BOOL_OPS: Final = frozenset({"or", "and", "xor", "||", "&&"})
 COMPARE_OPS: Final = frozenset({"=", "<", ">", "<=", ">=", "<>", "!=", "<=>"})
@@ -135,37 +148,34 @@ def tokenize(text: str, *, backslash_escapes: bool = True) -> list[Token] | None
     append = tokens.append
     trailing: Token | None = None
     for value in lexemes:
-        single = _SINGLE.get(value)
-        if single is not None:  # one-character punctuation or operator: the common case
+        fixed = _FIXED.get(value)
+        if fixed is not None:  # punctuation or an operator
             trailing = None
             if value == "(" and tokens and tokens[-1][0] == "w" and tokens[-1][1] not in KEYWORDS:
                 tokens[-1] = ("f", tokens[-1][1])
-            append((single, value))
+            append(fixed)
             continue
-        first = value[0]
-        if first.isspace() or first == "\x00" or value == "*/" or value.startswith("/*!"):
-            continue
-        if value.startswith(("/*", "--", "#")):
-            trailing = ("c", value)
-            continue
-        trailing = None
-        if first in "'\"":
-            closed = len(value) > 1 and value[-1] == first and not _escaped_end(value)
+        kind = _FIRST.get(value[0])
+        if kind is None:  # a non-ASCII first character, or ASCII other than the above
+            first = value[0]
+            if first.isspace():
+                continue
+            kind = "n" if first.isdigit() else "w" if first.isalpha() else "x"
+        if kind == "w" or kind == "n" or kind == "v" or kind == "x":
+            trailing = None
+            append((kind, value))
+        elif kind == "q":
+            trailing = None
+            closed = len(value) > 1 and value[-1] == value[0] and not _escaped_end(value)
             append(("s" if closed else "u", value))
-        elif first.isdigit() or (first == "." and len(value) > 1):
+        elif kind == "c":  # a comment, or a comment's executable opener or closer
+            if value != "*/" and not value.startswith("/*!"):
+                trailing = ("c", value)
+        elif kind == " ":  # whitespace (and NUL): a separator
+            continue
+        else:  # "." followed by digits
+            trailing = None
             append(("n", value))
-        elif first == "@":
-            append(("v", value))
-        elif first == "`" or first.isalpha() or first == "_":
-            append(("w", value))
-        elif value in "(),;.":
-            if value == "(" and tokens and tokens[-1][0] == "w" and tokens[-1][1] not in KEYWORDS:
-                tokens[-1] = ("f", tokens[-1][1])
-            append(("p", value))
-        elif value in _OPERATORS:
-            append(("o", value))
-        else:
-            append(("x", value))
     if trailing is not None:
         append(trailing)
     return tokens
