@@ -20,7 +20,9 @@ denies an order over its notional cap (it stops at the first failed check).
 
 Method: each call timed alone with ``time.perf_counter_ns`` (timer cost shown, not
 subtracted); each round runs every contender's batch in a shuffled order, after a discarded
-warm-up; median and p99 over all calls, the ratio also per round. GC stays on. Memory:
+warm-up; median and p99 over all calls, the ratio also per round. Every round (and the
+warm-up) checks order objects of its own, built before timing: nothing cached on an order
+by an earlier round (such as a Decimal's hash) helps a later one. GC stays on. Memory:
 1,000,000 more checks (200,000 with --quick) under tracemalloc, with ``engine.stats()``.
 """
 
@@ -246,25 +248,31 @@ def main() -> int:
     assert calendar.is_open("XNYS", T0), "XNYS must be open at T0"
     full, minimal = Ours(FULL, clock, calendar), Ours(MINIMAL, clock, None)
     approve, (ours_reject, their_reject) = specs(n), rejections(n // 10)
-    orders, refused = our_orders(approve, "a"), our_orders(ours_reject, "r")
-    run_theirs, (commands, denials) = nautilus([approve, their_reject])
-    steps: dict[str, Callable[[int], list[int]]] = {
-        OURS: lambda k: full.run(orders[:k]),
-        "ours: minimal (Nautilus' checks + always-on)": lambda k: minimal.run(orders[:k]),
-        THEIRS: lambda k: run_theirs(commands[:k]),
-        "ours: rejection, 2 violations": lambda k: full.run(refused[: k // 10]),
-        "nautilus: denial, notional over cap": lambda k: run_theirs(denials[: k // 10]),
+    # fresh order objects for the warm-up and for every round, for every contender: a real
+    # order is checked once (objects reused across rounds would carry cached hashes)
+    batches = rounds + 1
+    orders = [our_orders(approve, f"a{r}-") for r in range(batches)]
+    alike = [our_orders(approve, f"m{r}-") for r in range(batches)]
+    refused = [our_orders(ours_reject, f"r{r}-") for r in range(batches)]
+    run_theirs, made = nautilus([approve] * batches + [their_reject] * batches)
+    commands, denials = made[:batches], made[batches:]
+    steps: dict[str, Callable[[int, int], list[int]]] = {
+        OURS: lambda r, k: full.run(orders[r][:k]),
+        "ours: minimal (Nautilus' checks + always-on)": lambda r, k: minimal.run(alike[r][:k]),
+        THEIRS: lambda r, k: run_theirs(commands[r][:k]),
+        "ours: rejection, 2 violations": lambda r, k: full.run(refused[r][: k // 10]),
+        "nautilus: denial, notional over cap": lambda r, k: run_theirs(denials[r][: k // 10]),
     }
     for step in steps.values():
-        step(2_000)  # warm-up, discarded
+        step(rounds, 2_000)  # warm-up (the last batch), discarded
     samples: dict[str, list[list[int]]] = {name: [] for name in steps}
     names = list(steps)
-    for _ in range(rounds):
+    for r in range(rounds):
         random.shuffle(names)
         for name in names:
-            samples[name].append(steps[name](n))
+            samples[name].append(steps[name](r, n))
     timer = [-time.perf_counter_ns() + time.perf_counter_ns() for _ in range(100_000)]
-    mem = memory(full, orders, memory_checks)
+    mem = memory(full, orders[0], memory_checks)
     assert full.codes == {("RESTRICTED_SYMBOL", "PRICE_COLLAR")} and not minimal.codes, full.codes
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -312,7 +320,7 @@ def main() -> int:
           f"          {verdict['memory']}")  # fmt: skip
     if args.profile:
         print("\ncProfile of one round of 'every check' (top 14 by own time)")
-        profile(full, orders, calendar)
+        profile(full, orders[0], calendar)
     return 0 if all(ok.values()) or args.quick else 1
 
 

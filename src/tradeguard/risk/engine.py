@@ -12,8 +12,14 @@ answers anything but a bool, is refused as MARKET_CLOSED with ``fail_closed=yes`
 reason in the detail: the market may be open, but we cannot tell. Without a calendar market hours
 are not checked at all.
 
-Speed: :mod:`~tradeguard.risk.fast` approves the common order in one inline pass with the
-same arithmetic, and hands anything else to the pure checks (``fast_path=False``: always).
+Speed: ``check`` approves the common order itself, in one inline pass against bounds derived
+once per account snapshot and symbol (:mod:`~tradeguard.risk.fast` says why each bound
+approves only what the checks approve), and hands anything else to the pure checks
+(:mod:`~tradeguard.risk.full`; ``fast_path=False``: always). The fast path computes in its own
+exact 28-digit context, so a caller's decimal context does not change what it approves; in a
+context that traps Inexact or Rounded, the full checks may refuse (RISK_STATE_UNAVAILABLE) an
+order whose notional or position arithmetic would round there, while the fast path approves
+it from its exact values.
 
 ``store=None`` keeps the trading state in memory only (tests, benchmarks): a halt then does
 not survive a restart. Production passes a :class:`TradingStateStore`, an SQLAlchemy engine
@@ -35,7 +41,7 @@ from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.errors import ConfigurationError
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.risk.checks_flow import MarketCalendarProtocol, plan
-from tradeguard.risk.fast import Entries, canonical, covers
+from tradeguard.risk.fast import Entries, canonical, covers, duplicate_key
 from tradeguard.risk.full import MIN_PRECISION, check_full, raw_id, unavailable
 from tradeguard.risk.killswitch import KillSwitch, TradingStateStore, open_store
 from tradeguard.risk.lifecycle import EngineState
@@ -206,19 +212,15 @@ class RiskEngine(EngineState):
                 text = str(quantity)
                 if text[-1] == "0" or "E" in text:
                     text = canonical(quantity)
-                if limit is not None:
-                    limit_text = str(limit)
-                    if limit_text[-1] == "0" or "E" in limit_text:
-                        limit_text = canonical(limit)
-                    same: tuple[object, ...] = (
-                        account_id, symbol, side, text, limit_text,
-                        None if stop is None else canonical(stop),
-                    )  # fmt: skip
+                if limit is None:
+                    price_text = "-"
                 else:
-                    same = (
-                        account_id, symbol, side, text, None,
-                        None if stop is None else canonical(stop),
-                    )  # fmt: skip
+                    price_text = str(limit)
+                    if price_text[-1] == "0" or "E" in price_text:
+                        price_text = canonical(limit)
+                same = f"{account_id}\x1f{symbol}\x1f{side._value_}\x1f{text}\x1f{price_text}"
+                if stop is not None:
+                    same = duplicate_key(order)
                 duplicates = tracker.duplicates
                 seen = duplicates.get(same)
                 if seen is None:
