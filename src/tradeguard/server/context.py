@@ -35,6 +35,7 @@ from tradeguard.risk import RiskEngine, RiskLimits
 from tradeguard.risk.calendar import MarketCalendar
 from tradeguard.risk.killswitch import TradingStateStore
 from tradeguard.secrets import SecretsManager
+from tradeguard.server.snapshots import SnapshotCache
 from tradeguard.settings import Settings
 from tradeguard.storage import create_database_engine
 
@@ -68,6 +69,7 @@ class Service:
         self.auth: AuthHandler = get_auth_handler()
         self.validator: SecurityValidator = get_validator()
         self._risk: RiskEngine = get_risk_engine()
+        self.snapshots = SnapshotCache(self.clock)  # identical account documents, 50 ms
         self._lock = threading.Lock()
         self._gates: dict[str, tuple[float, AccountGate]] = {}
         self._state_read_at = -STATE_REFRESH_SECONDS

@@ -147,19 +147,6 @@ def _plain_check(document: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return order, account
 
 
-def _plain_account(account: dict[str, Any], now: datetime) -> AccountState:
-    """:func:`_account` for a document :func:`_plain_check` passed."""
-    prices = account.get("prices")
-    return AccountState(
-        account_value=account["account_value"], cash=account.get("cash"),
-        positions=account.get("positions") or {},
-        prices={symbol: Quote(price, now) for symbol, price in prices.items()} if prices else {},
-        realized_pnl_today=account.get("realized_pnl_today", 0),
-        unrealized_pnl=account.get("unrealized_pnl", 0),
-        open_orders=account.get("open_orders", 0),
-    )  # fmt: skip
-
-
 def _account(body: AccountIn, now: datetime) -> AccountState:
     quotes: dict[str, Quote | tuple[object, datetime]] = {}
     for symbol, quote in body.prices.items():
@@ -192,8 +179,8 @@ async def check_order_fast(request: Request, document: Any) -> Response:
         plain = _plain_check(document)
         if plain is not None:
             order, account = plain
-            return await decide(order, partial(_plain_account, account), claims,
-                                await service(request))  # fmt: skip
+            svc = await service(request)
+            return await decide(order, partial(svc.snapshots.get, account), claims, svc)
         try:
             body = OrderCheck.model_validate(document)
         except ValidationError as exc:
