@@ -10,6 +10,7 @@ and the field, never the offending value.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,6 @@ from urllib.parse import parse_qsl, unquote
 
 from tradeguard.errors import ConfigurationError
 from tradeguard.guard.inspect import Threat, validate_input
-from tradeguard.guard.traversal import is_path_field
 
 MIB = 1024 * 1024
 MAX_JSON_DEPTH = 256
@@ -144,25 +144,42 @@ def _leaves(value: Any, max_depth: int) -> list[tuple[str, str]] | None:
     return found
 
 
-def _parse_json(body: bytes, limits: RequestLimits) -> tuple[Any, RequestVerdict | None]:
-    keys = 0
+class _CountingDecoder(json.JSONDecoder):
+    """Counts keys (at most ``max_keys``) and refuses a repeated key while decoding."""
 
-    def count(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        nonlocal keys
-        keys += len(pairs)
-        if keys > limits.max_json_keys:
+    def __init__(self, max_keys: int) -> None:
+        self.max_keys = max_keys
+        self.keys = 0
+        super().__init__(object_pairs_hook=self._object, parse_constant=_reject_constant)
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        self.keys += len(pairs)
+        if self.keys > self.max_keys:
             raise OverflowError
         result = dict(pairs)
         if len(result) != len(pairs):
             raise KeyError("a repeated key")
         return result
 
+
+_decoders = threading.local()  # one decoder per thread: building one costs a scanner
+
+
+def _decoder(max_keys: int) -> _CountingDecoder:
+    decoder: _CountingDecoder | None = getattr(_decoders, "decoder", None)
+    if decoder is None or decoder.max_keys != max_keys:
+        decoder = _decoders.decoder = _CountingDecoder(max_keys)
+    decoder.keys = 0
+    return decoder
+
+
+def _parse_json(body: bytes, limits: RequestLimits) -> tuple[Any, RequestVerdict | None]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None, RequestVerdict.refuse("INVALID_ENCODING", 400, "body")
     try:
-        return json.loads(text, object_pairs_hook=count, parse_constant=_reject_constant), None
+        return _decoder(limits.max_json_keys).decode(text), None
     except OverflowError:
         return None, RequestVerdict.refuse("JSON_TOO_MANY_KEYS", 400, "body")
     except KeyError:
@@ -178,17 +195,19 @@ def _reject_constant(_: str) -> None:
 
 
 MEMO_MAX_CHARS = 128
+Memo = dict[tuple[str | None, str], bool]
+"""Short texts found safe, by the field they were inspected as (None: the URL path)."""
 MEMO_MAX_ENTRIES = 4096
 
 
 def _inspect(
-    where: str, text: str, limits: RequestLimits, memo: dict[tuple[bool, str], bool] | None
+    where: str, text: str, limits: RequestLimits, memo: Memo | None
 ) -> RequestVerdict | None:
     """None when ``text`` is safe in field ``where``; short safe texts are remembered in
-    ``memo`` (the verdict depends only on the text and whether the field is path-like)."""
+    ``memo`` by field and text."""
     key = None
     if memo is not None and len(text) <= MEMO_MAX_CHARS:
-        key = (is_path_field(where), text)
+        key = (where, text)
         if key in memo:
             return None
     verdict = validate_input(text, field=where, max_chars=limits.max_field_chars)
@@ -211,7 +230,7 @@ def inspect_request(
     client_ip: str | None = None,
     limits: RequestLimits | None = None,
     exempt: Callable[[str], bool] | None = None,
-    memo: dict[tuple[bool, str], bool] | None = None,
+    memo: Memo | None = None,
 ) -> RequestVerdict:
     """Inspect a whole request; the verdict says allowed, or why not (code and field).
 
@@ -249,14 +268,14 @@ def inspect_request(
         return RequestVerdict.refuse("INVALID_ENCODING", 400, "path")
     # the URL path is always absolute: inspect it as text (traversal, injection), not as a
     # file-name field, which would refuse any leading '/'
-    if memo is None or (False, decoded_path) not in memo:
+    if memo is None or (None, decoded_path) not in memo:
         verdict = validate_input(decoded_path, max_chars=limits.max_url_chars)
         if not verdict.safe:
             return RequestVerdict.refuse("THREAT_DETECTED", 400, "path", verdict.threats)
         if memo is not None and len(decoded_path) <= MEMO_MAX_CHARS:
             if len(memo) >= MEMO_MAX_ENTRIES:
                 memo.clear()
-            memo[False, decoded_path] = True
+            memo[None, decoded_path] = True
     try:
         pairs = parse_qsl(
             query, keep_blank_values=True, max_num_fields=limits.max_query_fields, errors="strict"
@@ -282,13 +301,12 @@ def inspect_request(
             if leaves is None:
                 return RequestVerdict.refuse("JSON_TOO_DEEP", 400, "body")
             for where, text in leaves:
+                if memo is not None and (where, text) in memo:  # found safe before
+                    continue
                 if exempt is not None and exempt(where):
                     if len(text) > limits.max_field_chars:
                         return RequestVerdict.refuse("FIELD_TOO_LONG", 400, where)
                     continue
-                if memo is not None and len(text) <= MEMO_MAX_CHARS and where:
-                    if (is_path_field(where), text) in memo:  # _inspect's memo, inline
-                        continue
                 refused = _inspect(where or "body", text, limits, memo)
                 if refused is not None:
                     return refused

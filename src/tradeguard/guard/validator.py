@@ -9,7 +9,7 @@ from tradeguard.guard.bans import BanDecision, BanList
 from tradeguard.guard.client_ip import ClientIPResolver
 from tradeguard.guard.inspect import InputVerdict, escape_html, sanitize_text, validate_input
 from tradeguard.guard.ratelimit import RateLimitDecision, RateLimiter, RateLimitSpec
-from tradeguard.guard.request import RequestLimits, RequestVerdict, inspect_request
+from tradeguard.guard.request import Memo, RequestLimits, RequestVerdict, inspect_request
 
 
 class SecurityValidator:
@@ -34,7 +34,7 @@ class SecurityValidator:
         self._bus = bus
         self._resolver = ClientIPResolver(trusted_proxies)
         self.request_limits = request_limits or RequestLimits()
-        self._safe_texts: dict[tuple[bool, str], bool] = {}  # inspect_request's memo
+        self._safe_texts: Memo = {}  # inspect_request's memo
 
     def __repr__(self) -> str:
         return f"SecurityValidator(limiter={self.limiter!r})"
