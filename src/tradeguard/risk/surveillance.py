@@ -125,6 +125,7 @@ class Surveillance:
         if engine is None and any(config.action(p) in ("reduce", "halt") for p in PATTERNS):
             raise ConfigurationError("a 'reduce' or 'halt' action needs engine=RiskEngine(...)")
         self.config, self._bus, self._engine = config, bus, engine
+        self._actions = {pattern: config.action(pattern) for pattern in PATTERNS}  # frozen
         self._clock: Clock = clock or (engine.clock if engine is not None else SYSTEM_CLOCK)
         self._away = Decimal(repr(float(config.layering_distance_pct))) / 100
         self._accounts: OrderedDict[str, _Account] = OrderedDict()
@@ -322,7 +323,7 @@ class Surveillance:
     def _quieted(self, pattern: str, account: str, symbol: str | None, now: float) -> bool:
         """A finding that :meth:`_admit` would drop (action off, or within its cooldown),
         counted as ``_admit`` counts it: checked before its details are built."""
-        if self.config.action(pattern) == "off":
+        if self._actions[pattern] == "off":
             return True
         if now < self._quiet.get((pattern, account, symbol), now):
             self.suppressed += 1
@@ -334,7 +335,7 @@ class Surveillance:
         if not any(found):
             return admitted
         for finding in found:
-            if finding is None or self.config.action(finding[0]) == "off":
+            if finding is None or self._actions[finding[0]] == "off":
                 continue
             key: tuple[str, str, str | None] = finding[:3]
             if now < self._quiet.get(key, now):
