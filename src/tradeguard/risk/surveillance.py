@@ -33,6 +33,7 @@ ACTOR: Final = "surveillance"
 _ANY: Final = ""  # the book's entry for all accounts (no account is empty)
 _OTHER: Final = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
 _SIDES: Final = {"buy": Side.BUY, "sell": Side.SELL}
+_MAX_AMOUNTS: Final = 4096
 _log = logging.getLogger(__name__)
 _Finding = tuple[str, str, str | None, dict[str, object]]  # pattern, account, dedup symbol, ...
 _TABLES: Final = ("accounts", "open", "book", "layers", "quiet")
@@ -126,6 +127,7 @@ class Surveillance:
             raise ConfigurationError("a 'reduce' or 'halt' action needs engine=RiskEngine(...)")
         self.config, self._bus, self._engine = config, bus, engine
         self._actions = {pattern: config.action(pattern) for pattern in PATTERNS}  # frozen
+        self._amounts: dict[str, Decimal] = {}
         self._clock: Clock = clock or (engine.clock if engine is not None else SYSTEM_CLOCK)
         self._away = Decimal(repr(float(config.layering_distance_pct))) / 100
         self._accounts: OrderedDict[str, _Account] = OrderedDict()
@@ -150,9 +152,9 @@ class Surveillance:
         for name, text in (("account", account), ("client_order_id", client_order_id or "-")):
             if not isinstance(text, str) or not 0 < len(text) <= ID_MAX:
                 raise ValueError(f"{name} must be a string of 1 to {ID_MAX} characters")
-        px = None if price is None else positive_amount("price", price)
-        ref = None if reference_price is None else positive_amount("reference", reference_price)
-        qty = None if quantity is None else positive_amount("quantity", quantity)
+        px = None if price is None else self._amount("price", price)
+        ref = None if reference_price is None else self._amount("reference", reference_price)
+        qty = None if quantity is None else self._amount("quantity", quantity)
         away = bool(px and ref and (ref - px if side is Side.BUY else px - ref) > ref * self._away)
         hour = int(self._clock.now().timestamp() // 3600 + 72) % 168  # 0 = Monday 00h UTC
         with self._lock:
@@ -218,6 +220,20 @@ class Surveillance:
             with self._lock:
                 self.malformed_events += 1
             _log.warning("surveillance skipped a malformed %s event (%s)", kind, type(exc).__name__)
+
+    def _amount(self, name: str, value: object) -> Decimal:
+        """``positive_amount``; the texts of events repeat (a quantity, a reference price),
+        so parsed ones are remembered (bounded; failures are not)."""
+        if type(value) is not str:
+            return positive_amount(name, value)
+        amounts = self._amounts
+        found = amounts.get(value)
+        if found is None:
+            found = positive_amount(name, value)
+            if len(amounts) >= _MAX_AMOUNTS:
+                amounts.clear()
+            amounts[value] = found
+        return found
 
     def sizes(self) -> dict[str, int]:
         """Entries held: accounts, open orders, book levels, layering keys, cooldowns."""
