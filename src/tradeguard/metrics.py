@@ -141,6 +141,9 @@ class Metrics:
         self._outcomes = _Bounded("other")
         self._codes = _Bounded("OTHER")
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # (type, severity) of the simple events -> their two counters; at most
+        # len(_SIMPLE) x 3 severities entries
+        self._fixed: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._by_kind: Mapping[str, Counter] = {
             "tokens": self.tokens,
             "ratelimit": self.ratelimit,
@@ -160,10 +163,21 @@ class Metrics:
     def __call__(self, event: SecurityEvent) -> None:
         """Count ``event``: the generic counter always, a specific metric when one applies."""
         kind = event.type
-        self._child(self.security_events, self._types(label_value(kind)), event.severity).inc()
+        fixed = self._fixed.get((kind, event.severity))
+        if fixed is not None:  # a simple event seen before: its two counters, remembered
+            fixed[0].inc()
+            fixed[1].inc()
+            if kind == "order.rejected":
+                self._count_violations(event.details)
+            return
+        generic = self._child(self.security_events, self._types(label_value(kind)),
+                              event.severity)  # fmt: skip
+        generic.inc()
         simple = _SIMPLE.get(kind)
         if simple is not None:
-            self._child(self._by_kind[simple[0]], simple[1]).inc()
+            specific = self._child(self._by_kind[simple[0]], simple[1])
+            specific.inc()
+            self._fixed[kind, event.severity] = (generic, specific)
             if kind == "order.rejected":
                 self._count_violations(event.details)
         elif kind.startswith(_LOGIN):
