@@ -23,6 +23,7 @@ from tradeguard.clock import SYSTEM_CLOCK, Clock
 from tradeguard.errors import ConfigurationError
 from tradeguard.events import EventBus, SecurityEvent
 from tradeguard.risk.engine import RiskEngine
+from tradeguard.risk.fast import canonical
 from tradeguard.risk.state import TradingState
 from tradeguard.risk.values import ID_MAX, Side, normalize_symbol, positive_amount
 
@@ -101,6 +102,7 @@ class _Order:
     price: Decimal | None
     remaining: Decimal | None
     away_since: float | None  # when placed, if priced away from the reference
+    level: str | None = None  # the price as canonical text for keys (a Decimal's hash is dear)
 
 
 @dataclass(slots=True, eq=False)
@@ -133,7 +135,7 @@ class Surveillance:
         self._accounts: OrderedDict[str, _Account] = OrderedDict()
         self._open: OrderedDict[str, _Order] = OrderedDict()
         # (symbol, price, side, account or _ANY) -> [open orders, last placed or closed]
-        self._book: OrderedDict[tuple[str, Decimal | None, Side, str], list[float]] = OrderedDict()
+        self._book: OrderedDict[tuple[str, str | None, Side, str], list[float]] = OrderedDict()
         self._layers: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self._quiet: OrderedDict[tuple[str, str, str | None], float] = OrderedDict()
         self._lock, self._act_lock = threading.Lock(), threading.Lock()
@@ -160,7 +162,8 @@ class Surveillance:
         with self._lock:
             now = self._clock.monotonic()
             key = client_order_id or f"\x00{next(self._ids)}"  # internal: cannot be cancelled
-            order = _Order(key, account, symbol, side, px, qty, now if away else None)
+            order = _Order(key, account, symbol, side, px, qty, now if away else None,
+                           None if px is None else canonical(px))  # fmt: skip
             acct = self._account(account, now)
             found = [self._burst(acct, order, now), self._wash(order, now)]
             self._track(order, now)
@@ -263,10 +266,10 @@ class Surveillance:
             return None
         c, book, other = self.config, self._book, _OTHER[order.side]
         since = now - c.wash_window
-        own = book.get((order.symbol, order.price, other, order.account))
+        own = book.get((order.symbol, order.level, other, order.account))
         live = own is not None and (own[0] > 0 or own[1] >= since)
         if not live and c.wash_any_account:
-            anyone = book.get((order.symbol, order.price, other, _ANY))
+            anyone = book.get((order.symbol, order.level, other, _ANY))
             if anyone is None or not (anyone[0] > 0 or anyone[1] >= since):
                 return None
         elif not live:
@@ -332,7 +335,7 @@ class Surveillance:
             return
         # the all-accounts entry is read only by cross-account wash detection
         for account in (order.account, _ANY) if self.config.wash_any_account else (order.account,):
-            key = (order.symbol, order.price, order.side, account)
+            key = (order.symbol, order.level, order.side, account)
             entry = self._lru(self._book, key, lambda: [0, now], self.config.max_orders)
             entry[0], entry[1] = max(0, entry[0] + change), now
 
