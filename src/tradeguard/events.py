@@ -34,6 +34,7 @@ _log = logging.getLogger(__name__)
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _sensitive_cache: dict[str, bool] = {}
+_harmless_shapes: dict[tuple[object, ...], bool] = {}  # key tuples with no sensitive key
 
 
 def _is_sensitive(key: str) -> bool:
@@ -75,15 +76,21 @@ def _redacted_details(details: Mapping[str, Any]) -> Mapping[str, Any]:
     anything else (a sensitive or unseen key, a nested value) goes through :func:`redact`.
     """
     copied = dict(details)
-    known = _sensitive_cache.get
+    shape = tuple(copied)
+    harmless = _harmless_shapes.get(shape)
+    if harmless is None:  # a publisher sends the same keys every time: decide once per set
+        harmless = all(type(key) is str and not _is_sensitive(key) for key in shape)
+        if len(_harmless_shapes) > 4096:
+            _harmless_shapes.clear()
+        _harmless_shapes[shape] = harmless
+    if not harmless:
+        return MappingProxyType(redact(details))
     scalars = _SCALARS
     for key, item in copied.items():
-        if known(key) is not False:
-            return MappingProxyType(redact(details))
         kind = type(item)
         if kind not in scalars:
             # a list of scalars (an order's violation codes) is copied, not walked
-            if kind is not list or not all(type(x) in scalars for x in item):
+            if kind is not list or (item and not all(type(x) in scalars for x in item)):
                 return MappingProxyType(redact(details))
             copied[key] = list(item)
     return MappingProxyType(copied)
