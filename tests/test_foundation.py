@@ -76,6 +76,25 @@ def test_redact_when_nested_sensitive_keys_then_values_removed() -> None:
     assert cleaned["Password"] == REDACTED
 
 
+def test_bus_when_the_same_keys_repeat_or_change_then_every_event_is_redacted() -> None:
+    from tradeguard.events import EventBus, SecurityEvent
+
+    bus = EventBus()
+    seen: list[SecurityEvent] = []
+    bus.subscribe(seen.append)
+    plain = {"symbol": "X", "codes": ["A"], "n": 1}
+    for _ in range(2):  # the key set is judged once, then remembered
+        bus.publish(SecurityEvent("t.x", details=plain))
+    bus.publish(SecurityEvent("t.x", details={"symbol": "X", "codes": [], "token": "t0p"}))
+    bus.publish(SecurityEvent("t.x", details={"symbol": "X", "codes": [{"secret": "s3"}]}))
+    bus.publish(SecurityEvent("t.x", details={"symbol": "X", "codes": ["A"], "n": {"pass": "p"}}))
+    assert [dict(e.details) for e in seen[:2]] == [plain, plain]
+    assert seen[0].details["codes"] is not plain["codes"]  # a copy: the publisher's list
+    for leaked in ("t0p", "s3", "'p'"):
+        assert leaked not in repr([dict(e.details) for e in seen])
+    assert seen[2].details["token"] == REDACTED
+
+
 def test_bus_when_subscriber_fails_then_others_still_receive(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
