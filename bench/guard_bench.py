@@ -16,7 +16,11 @@ detectors were tuned on), held out = odd rows.
 
 Speed: every string of benign.jsonl (real form values, about 12 bytes each) through each
 detector, in rounds after one warm-up; the best round gives strings/s and MB/s (UTF-8
-bytes), the median is printed too, since other processes share the machine. Adversarial
+bytes), the median is printed too, since other processes share the machine. The strings are
+distinct (the file is deduplicated) and go through the module-level
+``tradeguard.guard.validate_input``, which keeps no memo: every round inspects every string
+afresh. (``SecurityValidator.inspect_request`` remembers short values already found safe;
+that memo belongs to a validator object and is not used here.) Adversarial
 rows: single 1 MiB values (``max_chars`` raised to 2 MiB) and 64 KiB values (the default
 cap), timed with ``time.process_time``; the table gives the slowest of each set.
 """

@@ -212,3 +212,35 @@ def test_corpus_when_inspected_then_same_threats_as_ungated_pipeline(name: str) 
 )
 def test_validate_when_edge_of_a_shortcut_then_flagged_like_the_pipeline(value: str) -> None:
     assert verdict(value) == reference(value) != []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(SHAPED, QUOTED).filter(bool), st.integers(4097, 65_536))
+def test_validate_when_long_value_then_same_threats_as_ungated_pipeline(
+    piece: str, size: int
+) -> None:
+    value = (piece * (size // len(piece) + 1))[:size]
+    assert verdict(value) == reference(value)
+
+
+@pytest.mark.parametrize(
+    ("unit", "too_complex"),
+    [("union select ", True), ("1 ", True), ("abcdefghijklmnopqrstuvwxyz union ", False)],
+)
+def test_lexer_when_long_value_then_refused_past_token_budget(unit: str, too_complex: bool) -> None:
+    value = (unit * (300_000 // len(unit) + 1))[:300_000]
+    assert (sqli_lexer.tokenize(value) is None) == too_complex
+    assert (sqli.detect_sqli(value) == TOO_COMPLEX) == too_complex
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(SHAPED, QUOTED).filter(bool), st.integers(65_537, 300_000))
+def test_validate_when_past_budgets_then_same_threats_as_ungated_pipeline(
+    piece: str, size: int
+) -> None:
+    """Past the work budgets the ungated pipeline can give up where the gated scan has
+    nothing to run: the shortcuts for long values must agree with the scan."""
+    value = (piece * (size // len(piece) + 1))[:size]
+    threats = guard_inspect.validate_input(value, max_chars=size).threats
+    scanned = guard_inspect._scan(value, False)
+    assert [(t.kind, t.rule) for t in threats] == [(t.kind, t.rule) for t in scanned]

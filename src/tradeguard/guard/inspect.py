@@ -14,8 +14,9 @@ queries, context-aware output encoding (see :func:`escape_html`), path canonical
 against an allow-listed root, and passing argument lists (not strings) to subprocesses.
 
 Cost: an exact pre-filter (:mod:`tradeguard.guard.prefilter`) answers most ordinary values
-(names, numbers, e-mail addresses) without decoding; everything else is decoded and scanned
-in linear time, each detector only when the value holds something it could act on. A value
+(names, numbers, e-mail addresses) without decoding, and sends those only SQL could act on
+straight to the SQL detector; everything else is decoded and scanned in linear time, each
+detector only when the value holds something it could act on. A value
 longer than ``max_chars`` (64 KiB by default) is refused unread with a ``size`` threat.
 """
 
@@ -31,7 +32,7 @@ from typing import Final
 from tradeguard.guard import cmdi, controls, sqli, traversal, xss
 from tradeguard.guard.controls import harmful_control
 from tradeguard.guard.normalize import TOO_COMPLEX, decode
-from tradeguard.guard.prefilter import SAFE, SQL_ONLY, alnum, classify
+from tradeguard.guard.prefilter import FULL, SAFE, SQL_ONLY, alnum, classify
 
 __all__ = [
     "COMMAND_INJECTION",
@@ -100,21 +101,25 @@ class InputVerdict:
 _SAFE: Final = InputVerdict(safe=True)
 _FAST_PATH_CHARS: Final = 4096
 """Longest value the pre-filter answers (far below every detector's work budget)."""
-_WORD: Final = re.compile(r"[a-z]++")
+_LETTERS: Final = bytes(byte if 0x61 <= byte <= 0x7A else 0x20 for byte in range(256))
+"""Keeps the lower-case ASCII letters of UTF-8 text, every other byte becomes a space."""
 _SQL_WORDS: Final = frozenset(
-    """union select order group having where procedure into limit waitfor exec execute
+    b"""union select order group having where procedure into limit waitfor exec execute
     declare drop insert delete update truncate create backup exists like rlike regexp between
     is sounds case""".split()
 )
 """Words a SQL rule can start from without any SQL punctuation (see :func:`_sql_possible`)."""
-_BOOL_WORDS: Final = frozenset({"or", "and", "xor"})
+_BOOL_WORDS: Final = frozenset({b"or", b"and", b"xor"})
 _CONTROL_KEEP_TAB_LF: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]++")
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
-_LOGIC_WORDS: Final = _BOOL_WORDS | {"if"}
-_SQL_STRUCTURE: Final = re.compile(r"[;(#\\]|--|/\*|@@|0x|xp_|sp_")
+_LOGIC_WORDS: Final = _BOOL_WORDS | {b"if"}
+_SQL_STRUCTURE: Final = re.compile(r"[;(#\\]")  # and the substrings in _sql_possible
+_PUNCTUATION: Final = string.punctuation.encode()
 _SQL_LOGIC: Final = re.compile(r"[=<>|&)]")
 _SQL_OPERATOR: Final = re.compile(r"[-+*/%^~!:=<>|&]")
-_CMDI_HINT: Final = re.compile(r"[;|&`\n\r(/\\$]|<!--")
+_CMDI_HINT: Final = re.compile(r"[;|&`\n\r(/\\$]")
+"""With ``<!--``: the characters a command injection rule needs (one character class, so
+``re`` skips ahead on it: an alternation would be tried at every position)."""
 
 
 def _control_threat(raw: str, decoded: str) -> Threat | None:
@@ -135,20 +140,32 @@ _TOO_COMPLEX_THREAT: Final = Threat(
 
 
 def _too_many_marks(text: str) -> bool:
-    return len(text) > MAX_MARKS and sum(map(text.count, string.punctuation)) > MAX_MARKS
+    if len(text) <= MAX_MARKS:
+        return False
+    data = text.encode("utf-8", "surrogatepass")  # ASCII marks stay one byte each
+    return len(data) - len(data.translate(None, _PUNCTUATION)) > MAX_MARKS
 
 
 def _sql_possible(text: str, lowered: str) -> bool:
     """Some SQL rule could fire on ``text``. It needs one of: ``; ( # \\``, a comment,
-    ``@@``, a hex literal or ``xp_``/``sp_`` (:data:`_SQL_STRUCTURE`); a statement, clause
+    ``@@``, a hex literal or ``xp_``/``sp_``; a statement, clause
     or comparison word (:data:`_SQL_WORDS`); a quote with an operator or a boolean word (a
     break-out); or a comparison/logic mark (``= < > | & )``) with a boolean word or ``IF``
     to join it to. Without any of these the lexer yields plain words, numbers and
     arithmetic, on which no rule fires, so :func:`sqli.detect_sqli` is skipped (exactly:
     tests/guard/test_prefilter.py compares with the ungated pipeline)."""
-    if _SQL_STRUCTURE.search(lowered) is not None:
+    if (
+        _SQL_STRUCTURE.search(lowered) is not None
+        or "--" in lowered
+        or "/*" in lowered
+        or "@@" in lowered
+        or "0x" in lowered
+        or "xp_" in lowered
+        or "sp_" in lowered
+    ):
         return True
-    words = _WORD.findall(lowered)
+    # The runs of a-z (as bytes): one C pass, where a regex findall builds a str per word.
+    words = lowered.encode("utf-8", "surrogatepass").translate(_LETTERS).split()
     if not _SQL_WORDS.isdisjoint(words):
         return True
     quoted = "'" in text or '"' in text
@@ -190,7 +207,7 @@ def _scan(value: str, path_field: bool) -> list[Threat]:
             COMMAND_INJECTION,
             cmdi.RULES,
             cmdi.detect_cmdi(text)
-            if _CMDI_HINT.search(text) or cmdi.tool_command(lowered)
+            if _CMDI_HINT.search(text) or "<!--" in text or cmdi.tool_command(lowered)
             else None,
         ),
     )
@@ -251,7 +268,25 @@ def validate_input(
                     return _sql_only(value)
             return _verdict(_scan(value, False))
         return _verdict(_scan(value, True))
-    return _verdict(_scan(value, field is not None and traversal.is_path_field(field)))
+    path_field = field is not None and traversal.is_path_field(field)
+    if not path_field and value.isascii():
+        shape = _long_value_shape(value)
+        if shape == SAFE:
+            return _SAFE
+        if shape == SQL_ONLY:
+            return _sql_only(value) if _sql_possible(value, value.lower()) else _SAFE
+    return _verdict(_scan(value, path_field))
+
+
+def _long_value_shape(value: str) -> int:
+    """The pre-filter's answer for a long ASCII value, where it agrees with the pipeline's
+    work budgets: without quotes and with few enough marks, no detector but SQL's can give
+    up on the value (``too_complex``), and SQL's runs exactly when the scan would run it."""
+    if "'" in value or '"' in value or _too_many_marks(value):
+        return FULL
+    if value.isalnum():
+        return SAFE if alnum(value) else FULL
+    return classify(value)
 
 
 def _verdict(threats: list[Threat]) -> InputVerdict:

@@ -20,7 +20,7 @@ The lexer lives in :mod:`tradeguard.guard.sqli_lexer`. Each finding names its ru
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 from tradeguard.guard.normalize import TOO_COMPLEX
@@ -323,7 +323,7 @@ def _analyse(tokens: Sequence[Token], start: int, quote: str) -> str | None:
                 return "stacked_query"
         elif text == ";" and at(tokens, j + 1)[0] in "wf" and _statement(tokens, j + 1, False):
             return "stacked_query"
-        elif text == "(" and _conditional(tokens, j):
+        elif text == "(" and at(tokens, j + 4)[1] == ")" and _conditional(tokens, j):
             return "conditional"
     if has_bool and literal_compare:
         return "boolean_injection"
@@ -366,12 +366,11 @@ def _skip_closing(tokens: Sequence[Token], i: int) -> int:
     return i
 
 
-def _contexts(text: str) -> list[tuple[list[Token], int, str]] | None:
-    """Token streams for each injection context, with where the injected part starts."""
+def _contexts(text: str) -> Iterator[tuple[list[Token], int, str] | None]:
+    """Token streams for each injection context, with where the injected part starts;
+    ``None`` for a context past the lexer's budget. Lazily: the first finding ends it."""
     bare = tokenize(text)
-    if bare is None:
-        return None
-    streams: list[tuple[list[Token], int, str]] = [(bare, 0, "")]
+    yield None if bare is None else (bare, 0, "")
     for quote in ("'", '"'):
         if quote not in text:
             continue
@@ -379,10 +378,9 @@ def _contexts(text: str) -> list[tuple[list[Token], int, str]] | None:
         for backslash in (True, False) if "\\" + quote in text else (True,):
             tokens = tokenize(quote + text, backslash_escapes=backslash)
             if tokens is None:
-                return None
-            if tokens and tokens[0][0] == "s":
-                streams.append((tokens, 1, quote))
-    return streams
+                yield None
+            elif tokens and tokens[0][0] == "s":
+                yield tokens, 1, quote
 
 
 def detect_sqli(text: str) -> str | None:
@@ -392,11 +390,10 @@ def detect_sqli(text: str) -> str | None:
     Returns :data:`~tradeguard.guard.normalize.TOO_COMPLEX` when the value has more
     lexemes than :data:`MAX_TOKENS`: it is then not inspected, and must be refused.
     """
-    streams = _contexts(text)
-    if streams is None:
-        return TOO_COMPLEX
-    for tokens, start, quote in streams:
-        rule = _analyse(tokens, start, quote)
+    for stream in _contexts(text):
+        if stream is None:
+            return TOO_COMPLEX
+        rule = _analyse(*stream)
         if rule is not None:
             return rule
     return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from itertools import islice
 from typing import Final
 
 __all__ = [
@@ -63,11 +62,12 @@ _FIRST: Final[dict[str, str]] = (
     | {char: "n" for char in "0123456789"}
     | {"@": "v", "'": "q", '"': "q", ".": ".", "/": "c", "-": "c", "#": "c", "*": "c"}
     | {char: " " for char in " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x00"}
+    | {char: "x" for char in "\\$[]{}?" + "".join(map(chr, [*range(1, 9), *range(14, 28), 127]))}
 )
 """Token kind by a lexeme's first (lower-case ASCII) character, for lexemes not in
 :data:`_FIXED`: w word, n number, v variable, q quoted, c comment (or its ``/*!``/``*/``
-delimiters), ``.`` a number such as ``.5``, a space for whitespace and NUL (skipped); any
-other character is read by :func:`tokenize` itself."""
+delimiters), ``.`` a number such as ``.5``, a space for whitespace and NUL (skipped), x
+for other ASCII marks and controls; any other character is read by :func:`tokenize`."""
 
 BOOL_OPS: Final = frozenset({"or", "and", "xor", "||", "&&"})
 COMPARE_OPS: Final = frozenset({"=", "<", ">", "<=", ">=", "<>", "!=", "<=>"})
@@ -123,6 +123,8 @@ STATEMENT_STARTS: Final = frozenset(
 MAX_TOKENS: Final = 70_000
 """Lexemes lexed per context at most: more than any value under the 64 KiB default cap can
 produce. A longer value is not inspected further (``too_complex``): the guard refuses it."""
+_PROBE_CHARS: Final = 4 * MAX_TOKENS
+"""A longer text is first lexed this far, to refuse a lexeme flood without lexing it all."""
 NONE: Final[Token] = ("$", "")
 OBJECTS: Final = frozenset(
     "table database view user procedure function schema index trigger login".split()
@@ -137,13 +139,15 @@ def tokenize(text: str, *, backslash_escapes: bool = True) -> list[Token] | None
     """
     pattern = _TOKEN if backslash_escapes else _TOKEN_STD
     lowered = text.lower()
-    if len(lowered) <= MAX_TOKENS:
-        lexemes = pattern.findall(lowered)
-    else:
-        matches = islice(pattern.finditer(lowered), MAX_TOKENS + 1)
-        lexemes = [match.group() for match in matches]
-        if len(lexemes) > MAX_TOKENS:
+    if len(lowered) > _PROBE_CHARS:
+        # Lexing a prefix gives the whole text's lexemes up to a few characters before its
+        # end (the pattern never looks behind, nor more than 3 characters ahead), so when
+        # the prefix has more than MAX_TOKENS + 8, the whole text has more than MAX_TOKENS.
+        if len(pattern.findall(lowered, 0, _PROBE_CHARS)) > MAX_TOKENS + 8:
             return None
+    lexemes = pattern.findall(lowered)
+    if len(lexemes) > MAX_TOKENS:
+        return None
     tokens: list[Token] = []
     append = tokens.append
     trailing: Token | None = None

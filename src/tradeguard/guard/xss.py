@@ -55,7 +55,8 @@ RULES: Final[dict[str, str]] = {
     "handler_name": "the value is an event-handler attribute name (attribute injection probe)",
 }
 
-_HINT: Final = re.compile(r"[<:=(`\\\[\xbc]|\+[aA][dD]")
+_HINT: Final = re.compile(r"[<:=(`\\\[\xbc]")  # or +AD (UTF-7): one class, so re skips ahead
+_UTF7_HINT: Final = re.compile(r"\+[aA][dD]")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]++")
 _CONTROL_WS: Final = re.compile(r"[\x00-\x1f\x7f]++|\\0(?![0-9a-f])")
 _FORMFEED: Final = str.maketrans("\x0b\x0c", "  ")
@@ -288,7 +289,7 @@ def detect_xss(text: str) -> str | None:
 
     ``text`` should already be decoded (see :func:`tradeguard.guard.normalize.decode`).
     """
-    if not _HINT.search(text):
+    if not _HINT.search(text) and ("+" not in text or _UTF7_HINT.search(text) is None):
         return "handler_name" if handler_name(text) else None
     for variant in _variants(text):
         rule = _detect_one(variant)
