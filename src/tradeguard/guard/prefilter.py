@@ -82,8 +82,9 @@ _SQL_WORDS: Final = frozenset(
 )
 """Letter runs that can complete a SQL rule among inert marks: statements, clauses and
 comparison words (``xp``/``sp`` for ``xp_cmdshell``/``sp_oacreate``)."""
-_WORDS: Final = _SQL_WORDS | frozenset(b"ifs ini htaccess htpasswd config".split())
+_OTHER_WORDS: Final = frozenset(b"ifs ini htaccess htpasswd config".split())
 """... and those of the other detectors: ``$IFS`` and the sensitive file names."""
+_WORDS: Final = _SQL_WORDS | _OTHER_WORDS
 _PATH_WORDS: Final = _WORDS | frozenset(
     b"etc proc sys var usr bin sbin boot root windows winnt ssh aws".split()
 )
@@ -123,7 +124,7 @@ def classify(value: str) -> int:
         return FULL  # parentheses, with a word, a quote or a $ (see the module docstring)
     sql = False
     if not _WORDS.isdisjoint(words):
-        if not _SQL_WORDS.issuperset(_WORDS.intersection(words)):
+        if not _OTHER_WORDS.isdisjoint(words):
             return FULL
         sql = True
     if words:
