@@ -103,7 +103,10 @@ def test_append_when_head_fields_not_text_then_stored_as_text_and_chain_verifies
         stored = list(store.iter_records(conn))
     assert stored == [AuditRecord(*row) for row in rows]
     assert [(r.actor, r.subject, r.ip) for r in stored] == [
-        ("7", "True", "1.5"), ("7", "True", "1.5"), ("['a', 'b']", None, None), ("", "", ""),
+        ("7", "True", "1.5"),
+        ("7", "True", "1.5"),
+        ("['a', 'b']", None, None),
+        ("", "", ""),
     ]  # "" stays "" (only None is NULL)
     result = store.verify()
     assert result.ok and result.checked == 4
