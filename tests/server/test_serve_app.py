@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from server_support import INITIAL_ADMIN_PASSWORD, LOOPBACK, TestClient
@@ -43,3 +44,26 @@ def test_serve_app_when_no_log_variables_then_logging_left_alone(
     handlers, level = list(root.handlers), root.level
     serve_app()
     assert (list(root.handlers), root.level) == (handlers, level)
+
+
+def test_serve_worker_app_when_built_then_startup_frozen_and_young_generation_larger(
+    tmp_path: Path,
+) -> None:
+    """In a process of its own (the collector settings are process-wide)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc; from tradeguard.server.bootstrap import bootstrap; bootstrap(); "
+        "from tradeguard.server.app import serve_worker_app, GC_YOUNG_THRESHOLD; "
+        "before = gc.get_freeze_count(); app = serve_worker_app(); "
+        "print(before, gc.get_freeze_count() > 10_000, "
+        "gc.get_threshold()[0] == GC_YOUNG_THRESHOLD, type(app).__name__)"
+    )
+    env = {**os.environ, "TRADEGUARD_HOME": str(tmp_path), "TRADEGUARD_ADMIN_PASSWORD":
+           INITIAL_ADMIN_PASSWORD}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", "True", "True", "GuardedAPI"]

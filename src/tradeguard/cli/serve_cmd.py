@@ -68,7 +68,7 @@ def serve(
     if workers > 1:
         reset()  # each worker builds its own defaults; flush this process's audit queue first
     uvicorn.run(
-        "tradeguard.server.app:serve_app", factory=True, host=host, port=port,
+        "tradeguard.server.app:serve_worker_app", factory=True, host=host, port=port,
         workers=workers, ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None, access_log=False,
         log_config=None, server_header=False, proxy_headers=False,
