@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tradeguard.audit import AuditLog, SqlAuditStore
 from tradeguard.events import SecurityEvent
-from tradeguard.storage import create_database_engine
-
-KEY = os.urandom(32)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlAuditStore]:
-    built = SqlAuditStore(create_database_engine(f"sqlite:///{tmp_path / 'a.db'}"), KEY)
-    yield built
-    built.close()
 
 
 def _cycle() -> dict[str, Any]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from audit_support import KEY
 
 import tradeguard
 from tradeguard.audit import AuditLog, BatchWriter, JsonLinesSink, SqlAuditStore, read_jsonl
@@ -18,15 +18,6 @@ from tradeguard.audit.verify import verify_chain
 from tradeguard.errors import AuditWriteFailed
 from tradeguard.events import SecurityEvent
 from tradeguard.storage import create_database_engine
-
-KEY = os.urandom(32)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlAuditStore]:
-    built = SqlAuditStore(create_database_engine(f"sqlite:///{tmp_path / 'a.db'}"), KEY)
-    yield built
-    built.close()
 
 
 def event(i: int, kind: str = "order.approved") -> SecurityEvent:
@@ -205,15 +196,8 @@ def _append_worker(url: str, key: bytes, worker: int, count: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_four_processes_when_appending_then_one_gap_free_chain(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'shared.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
+def test_four_processes_when_appending_then_one_gap_free_chain(shared_url: str) -> None:
+    url = shared_url
     SqlAuditStore(create_database_engine(url), KEY).close()  # schema first
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_append_worker, args=(url, KEY, w, 500)) for w in range(4)]
@@ -234,15 +218,10 @@ def test_four_processes_when_appending_then_one_gap_free_chain(
     store.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_prepared_batch_when_another_writer_moved_the_head_then_sealed_again(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    shared_url: str,
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'shared.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
+    url = shared_url
     mine, other = (SqlAuditStore(create_database_engine(url), KEY) for _ in range(2))
     assert mine.prepare([event(0)]) == [event(0)]  # no head known yet: nothing sealed ahead
     mine.append_rows([event(1)])
